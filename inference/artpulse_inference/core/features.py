@@ -64,6 +64,21 @@ _ENTROPY_BINS = 32
 _MAX_COLORFULNESS = 1.3 * math.sqrt(2.0)
 
 FloatArray = npt.NDArray[np.float64]
+U8Array = npt.NDArray[np.uint8]
+
+# Lookup tables for the 8-bit arithmetic. Pillow's HSV hue h in 0..255 is h/255 of the
+# circle (red 0, yellow 42, green 85, blue 170, magenta 212).
+_LEVELS = np.arange(256, dtype=np.float64)
+_LEVELS_SQ = _LEVELS * _LEVELS
+_HUE_ANGLE = _LEVELS / 255.0 * (2.0 * math.pi)
+_HUE_COS = np.cos(_HUE_ANGLE)
+_HUE_SIN = np.sin(_HUE_ANGLE)
+# One-hot sector per hue level: sectors of 60 degrees centred on red, yellow, ...
+_HUE_SECTOR = np.eye(6, dtype=np.float64)[
+    np.clip(np.floor(np.mod(_LEVELS / 255.0 + 1.0 / 12.0, 1.0) * 6.0).astype(np.int64), 0, 5)
+]
+_EDGE_THRESHOLD_SQ = (EDGE_THRESHOLD * 255.0) ** 2
+_SQRT_LUT = np.sqrt(np.arange(2 * 255 * 255 + 1, dtype=np.float64))
 
 
 class ImageDecodeError(ValueError):
@@ -139,19 +154,9 @@ def extract_features_batch(images: Sequence[Image.Image]) -> FloatArray:
     if len(images) == 0:
         return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float64)
     prepared = [prepare_image(image) for image in images]
-    rgb = np.stack([np.asarray(im, dtype=np.uint8) for im in prepared]).astype(np.float64) / 255.0
-    hsv = (
-        np.stack([np.asarray(im.convert("HSV"), dtype=np.uint8) for im in prepared]).astype(
-            np.float64
-        )
-        / 255.0
-    )
-    lum = (
-        np.stack([np.asarray(im.convert("L"), dtype=np.uint8) for im in prepared]).astype(
-            np.float64
-        )
-        / 255.0
-    )
+    rgb = np.stack([np.asarray(im, dtype=np.uint8) for im in prepared])
+    hsv = np.stack([np.asarray(im.convert("HSV"), dtype=np.uint8) for im in prepared])
+    lum = np.stack([np.asarray(im.convert("L"), dtype=np.uint8) for im in prepared])
     return _features_from_arrays(rgb, hsv, lum)
 
 
@@ -177,84 +182,124 @@ def features_matrix_from_bytes(
     return extract_features_batch(images)
 
 
-def _features_from_arrays(rgb: FloatArray, hsv: FloatArray, lum: FloatArray) -> FloatArray:
-    """The arithmetic: ``rgb``/``hsv`` are (n, H, W, 3), ``lum`` is (n, H, W), all 0..1."""
-    n = rgb.shape[0]
-    axes = (1, 2)
-    hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+def _features_from_arrays(rgb: U8Array, hsv: U8Array, lum: U8Array) -> FloatArray:
+    """The arithmetic on 8-bit arrays: ``rgb``/``hsv`` are (n, H, W, 3), ``lum`` is (n, H, W).
+
+    Sums run on integers or on 256-bin histograms (via ``bincount``), which is both fast
+    and exact, so a row does not depend on which batch the image came in.
+    """
+    n, height, width = lum.shape
+    pixels = height * width
+    hue = hsv[..., 0].reshape(n, pixels).astype(np.int64)
+    sat = hsv[..., 1].reshape(n, pixels).astype(np.int64)
+    val = hsv[..., 2].reshape(n, pixels).astype(np.int64)
+    offsets = (np.arange(n, dtype=np.int64) * 256)[:, None]
 
     # Hue is an angle: average it on the circle, weighted by saturation (grey pixels have
     # no meaningful hue). The resultant length says how concentrated the hues are.
-    weight_sum = sat.sum(axis=axes)
-    safe = np.where(weight_sum > 1e-9, weight_sum, 1.0)
-    angle = hue * (2.0 * math.pi)
-    cos_m = (sat * np.cos(angle)).sum(axis=axes) / safe
-    sin_m = (sat * np.sin(angle)).sum(axis=axes) / safe
+    # hue_weight[i, h] = total saturation of image i's pixels with hue h.
+    hue_weight = _per_image_bincount(hue + offsets, n, weights=sat) / 255.0
+    weight_sum = hue_weight.sum(axis=1)
     has_hue = weight_sum > 1e-9
+    safe = np.where(has_hue, weight_sum, 1.0)
+    # Row-wise sums rather than matrix products: BLAS picks different kernels for different
+    # batch sizes, and a row must not depend on the batch it came in.
+    cos_m = (hue_weight * _HUE_COS).sum(axis=1) / safe
+    sin_m = (hue_weight * _HUE_SIN).sum(axis=1) / safe
     hue_mean = np.where(has_hue, np.mod(np.arctan2(sin_m, cos_m) / (2.0 * math.pi), 1.0), 0.0)
     hue_conc = np.where(has_hue, np.sqrt(cos_m**2 + sin_m**2), 0.0)
-
-    # Hue histogram over six sectors centred on red, yellow, ... magenta.
-    sector = np.floor(np.mod(hue + 1.0 / 12.0, 1.0) * 6.0).astype(np.int64)
-    sector = np.clip(sector, 0, 5)
-    hist = np.zeros((n, 6), dtype=np.float64)
-    flat_sector = sector.reshape(n, -1)
-    flat_sat = sat.reshape(n, -1)
-    for k in range(6):
-        hist[:, k] = np.where(flat_sector == k, flat_sat, 0.0).sum(axis=1)
-    hist = np.where(has_hue[:, None], hist / safe[:, None], 0.0)
-
-    # Luminance structure: global contrast, edges, fine texture.
-    contrast = lum.std(axis=axes) * 2.0  # the std of values in 0..1 is at most 0.5
-    gx = np.diff(lum, axis=2)[:, :-1, :]
-    gy = np.diff(lum, axis=1)[:, :, :-1]
-    magnitude = np.sqrt(gx**2 + gy**2)
-    edge_density = (magnitude > EDGE_THRESHOLD).mean(axis=axes)
-    gradient_mean = magnitude.mean(axis=axes) / math.sqrt(2.0)
-    centre = lum[:, 1:-1, 1:-1]
-    laplacian = (
-        4.0 * centre - lum[:, :-2, 1:-1] - lum[:, 2:, 1:-1] - lum[:, 1:-1, :-2] - lum[:, 1:-1, 2:]
+    sector_weight = np.stack(
+        [(hue_weight * _HUE_SECTOR[:, k]).sum(axis=1) for k in range(len(HUE_SECTORS))], axis=1
     )
-    laplacian_mean = np.abs(laplacian).mean(axis=axes) / 4.0
+    hue_hist = np.where(has_hue[:, None], sector_weight / safe[:, None], 0.0)
 
-    bins = np.minimum((lum * _ENTROPY_BINS).astype(np.int64), _ENTROPY_BINS - 1).reshape(n, -1)
-    offsets = (np.arange(n, dtype=np.int64) * _ENTROPY_BINS)[:, None]
-    counts = np.bincount((bins + offsets).ravel(), minlength=n * _ENTROPY_BINS).reshape(
-        n, _ENTROPY_BINS
-    )
-    p = counts / counts.sum(axis=1, keepdims=True)
+    sat_mean, sat_std = _mean_std_from_hist(_per_image_bincount(sat + offsets, n), pixels)
+    val_mean, val_std = _mean_std_from_hist(_per_image_bincount(val + offsets, n), pixels)
+    lum_flat = lum.reshape(n, pixels).astype(np.int64)
+    lum_hist = _per_image_bincount(lum_flat + offsets, n)
+    _, lum_std = _mean_std_from_hist(lum_hist, pixels)
+    contrast = lum_std * 2.0  # the std of values in 0..1 is at most 0.5
+
+    # Luminance entropy over 32 bins (8 grey levels each).
+    coarse = lum_hist.reshape(n, _ENTROPY_BINS, 256 // _ENTROPY_BINS).sum(axis=2) / pixels
     with np.errstate(divide="ignore", invalid="ignore"):
-        plogp = np.where(p > 0, p * np.log(p), 0.0)
+        plogp = np.where(coarse > 0, coarse * np.log(coarse), 0.0)
     entropy = -plogp.sum(axis=1) / math.log(_ENTROPY_BINS)
 
-    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    # Edges and fine texture, on integer luminance differences.
+    grey = lum.astype(np.int32)
+    gx = np.diff(grey, axis=2)[:, :-1, :]
+    gy = np.diff(grey, axis=1)[:, :, :-1]
+    magnitude_sq = gx * gx + gy * gy
+    edge_density = (magnitude_sq > _EDGE_THRESHOLD_SQ).mean(axis=(1, 2))
+    gradient_mean = _SQRT_LUT[magnitude_sq].mean(axis=(1, 2)) / (255.0 * math.sqrt(2.0))
+    laplacian = (
+        4 * grey[:, 1:-1, 1:-1]
+        - grey[:, :-2, 1:-1]
+        - grey[:, 2:, 1:-1]
+        - grey[:, 1:-1, :-2]
+        - grey[:, 1:-1, 2:]
+    )
+    laplacian_mean = np.abs(laplacian).sum(axis=(1, 2)) / (laplacian[0].size * 4.0 * 255.0)
+
+    # Hasselt & Suesstrunk colourfulness, with rg = R - G and yb2 = R + G - 2B (= 2 * yb).
+    channels = rgb.reshape(n, pixels, 3).astype(np.int64)
+    red, green, blue = channels[..., 0], channels[..., 1], channels[..., 2]
     rg = red - green
-    yb = 0.5 * (red + green) - blue
+    yb2 = red + green - 2 * blue
+    rg_mean, rg_std = _mean_std_from_sums(rg.sum(axis=1), (rg * rg).sum(axis=1), pixels)
+    yb2_mean, yb2_std = _mean_std_from_sums(yb2.sum(axis=1), (yb2 * yb2).sum(axis=1), pixels)
     colorfulness = (
-        np.sqrt(rg.std(axis=axes) ** 2 + yb.std(axis=axes) ** 2)
-        + 0.3 * np.sqrt(rg.mean(axis=axes) ** 2 + yb.mean(axis=axes) ** 2)
-    ) / _MAX_COLORFULNESS
+        np.sqrt(rg_std**2 + (yb2_std / 2.0) ** 2)
+        + 0.3 * np.sqrt(rg_mean**2 + (yb2_mean / 2.0) ** 2)
+    ) / (255.0 * _MAX_COLORFULNESS)
 
     columns = [
         hue_mean,
         hue_conc,
-        sat.mean(axis=axes),
-        sat.std(axis=axes) * 2.0,
-        val.mean(axis=axes),
-        val.std(axis=axes) * 2.0,
+        sat_mean,
+        sat_std * 2.0,
+        val_mean,
+        val_std * 2.0,
         contrast,
         edge_density,
         gradient_mean,
         laplacian_mean,
         entropy,
         colorfulness,
-        red.mean(axis=axes),
-        green.mean(axis=axes),
-        blue.mean(axis=axes),
-        *(hist[:, k] for k in range(6)),
+        red.sum(axis=1) / (pixels * 255.0),
+        green.sum(axis=1) / (pixels * 255.0),
+        blue.sum(axis=1) / (pixels * 255.0),
+        *(hue_hist[:, k] for k in range(len(HUE_SECTORS))),
     ]
     out = np.stack(columns, axis=1)
-    # Rounding can push a bounded statistic a hair outside 0..1.
-    # (+ 0.0 turns a -0.0 into 0.0.)
+    # Rounding can push a bounded statistic a hair outside 0..1 (+ 0.0 turns -0.0 into 0.0).
     clipped: FloatArray = np.clip(out, 0.0, 1.0) + 0.0
     return clipped
+
+
+def _per_image_bincount(
+    index: npt.NDArray[np.int64], n: int, weights: npt.NDArray[np.int64] | None = None
+) -> FloatArray:
+    """256-bin histogram per image; ``index`` already carries the image offset (i * 256)."""
+    counts = np.bincount(
+        index.ravel(),
+        weights=None if weights is None else weights.ravel(),
+        minlength=n * 256,
+    )
+    return counts.reshape(n, 256).astype(np.float64)
+
+
+def _mean_std_from_hist(hist: FloatArray, pixels: int) -> tuple[FloatArray, FloatArray]:
+    """Mean and std (0..1 scale) of 8-bit values from their per-image histograms."""
+    return _mean_std_from_sums(
+        (hist * _LEVELS).sum(axis=1), (hist * _LEVELS_SQ).sum(axis=1), pixels, scale=255.0
+    )
+
+
+def _mean_std_from_sums(
+    total: npt.ArrayLike, total_sq: npt.ArrayLike, count: int, *, scale: float = 1.0
+) -> tuple[FloatArray, FloatArray]:
+    mean = np.asarray(total, dtype=np.float64) / count
+    var = np.asarray(total_sq, dtype=np.float64) / count - mean * mean
+    return mean / scale, np.sqrt(np.maximum(var, 0.0)) / scale
