@@ -1,0 +1,219 @@
+"""Gate verdicts and the counting rules that turn verdicts into rollout decisions. Pure.
+
+Called by the handlers right after a measurement (``evaluate`` turns the Prometheus numbers
+into a :class:`GateResult`) and by ``engine.rollout.plan`` (``count`` updates the counters in
+``status.analysis`` and says whether the rollout may advance, must hold, or must roll back).
+
+Verdicts (``evaluate``):
+
+- ``Error``: the metrics source could not be asked (``error`` is set).
+- ``Inconclusive``: no measurement, or fewer than ``minRequests`` requests in the window
+  (then nothing is judged, not even a failure: a handful of requests is noise), or no failed
+  gate but a configured gate whose query returned no data. No data is never a pass by accident.
+- ``Fail``: enough requests and any configured gate with data is out of bounds (a real
+  failure outweighs a missing value elsewhere).
+- ``Pass``: every configured gate has data and is within bounds.
+
+Live gates: ``p95LatencyMs`` (candidate p95 <= threshold), ``maxErrorRate``,
+``maxDriftScore`` and ``maxP95RatioToStable`` (candidate p95 / stable p95 <= ratio; skipped,
+with a note, when the stable track has no latency data, e.g. at a 100 % canary step).
+While shadowing only ``minShadowAgreement`` applies (and ``minRequests`` on the stable
+track that mirrors the requests).
+
+Counting (``count``), worked example with ``failureLimit: 2``, ``inconclusiveLimit: 3``,
+``onInconclusive: Hold``:
+
+    Pass           -> advance       failed 0, inconclusive 0
+    Fail           -> hold          failed 1
+    Inconclusive   -> hold          inconclusive 1
+    Error          -> hold          error streak 1
+    Error          -> hold          error streak 2 = failureLimit: counts as failed 2 -> roll back
+
+- ``Fail`` adds a failed check; ``failureLimit`` failed checks in a rollout roll back.
+- ``Inconclusive`` follows ``onInconclusive`` (Hold: wait; Fail: counts as a failed check;
+  Pass: counts as a pass); from the ``inconclusiveLimit``-th inconclusive check on, it counts
+  as a failed check whatever the policy.
+- ``Error`` never advances; ``failureLimit`` errors in a row count as one failed check (and
+  the streak starts again). Any other verdict ends the streak.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from artpulse_operator.engine.observations import GateResult, TrackMeasurement, Verdict
+from artpulse_operator.engine.spec import AnalysisSpec, OnInconclusive
+from artpulse_operator.engine.status import AnalysisStatus
+
+__all__ = ["CheckOutcome", "CountResult", "count", "evaluate"]
+
+
+def _value(v: float | None) -> float | None:
+    if v is None or math.isnan(v) or math.isinf(v):
+        return None
+    return float(v)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def evaluate(
+    analysis: AnalysisSpec,
+    candidate: TrackMeasurement | None,
+    stable: TrackMeasurement | None = None,
+    error: str | None = None,
+    *,
+    shadow: bool = False,
+) -> GateResult:
+    """Judge one measurement against the gates of ``analysis``.
+
+    ``candidate`` is the measured track (the stable track itself while ``shadow``),
+    ``stable`` the stable track for the relative gate, ``error`` the metrics error message
+    when the source could not be asked.
+    """
+    if error is not None:
+        return GateResult(Verdict.ERROR, {}, (), f"metrics unavailable: {error}")
+    if candidate is None:
+        return GateResult(Verdict.INCONCLUSIVE, {}, (), "no measurement")
+    gates = analysis.gates
+    requests = _value(candidate.requests)
+    measured: dict[str, float | None] = {"requests": requests}
+    failed: list[str] = []
+    missing: list[str] = []
+    notes: list[str] = []
+
+    def check(
+        name: str, value: float | None, limit: float | None, *, minimum: bool = False
+    ) -> None:
+        if limit is None:
+            return
+        if value is None:
+            missing.append(name)
+            return
+        if (value < limit) if minimum else (value > limit):
+            op = "<" if minimum else ">"
+            failed.append(name)
+            notes.append(f"{name} {_fmt(value)} {op} {_fmt(limit)}")
+
+    if shadow:
+        agreement = _value(candidate.shadow_agreement)
+        measured["shadowAgreement"] = agreement
+        check("minShadowAgreement", agreement, gates.min_shadow_agreement, minimum=True)
+    else:
+        p95 = _value(candidate.p95_latency_ms)
+        error_rate = _value(candidate.error_rate)
+        drift = _value(candidate.drift_score)
+        measured.update({"p95LatencyMs": p95, "errorRate": error_rate, "driftScore": drift})
+        check("p95LatencyMs", p95, gates.p95_latency_ms)
+        check("maxErrorRate", error_rate, gates.max_error_rate)
+        check("maxDriftScore", drift, gates.max_drift_score)
+        if gates.max_p95_ratio_to_stable is not None:
+            stable_p95 = _value(stable.p95_latency_ms) if stable else None
+            measured["stableP95LatencyMs"] = stable_p95
+            if stable_p95 is None or stable_p95 <= 0:
+                notes.append("maxP95RatioToStable skipped: no stable latency in the window")
+            elif p95 is None:
+                missing.append("maxP95RatioToStable")
+            else:
+                ratio = p95 / stable_p95
+                measured["p95RatioToStable"] = ratio
+                check("maxP95RatioToStable", ratio, gates.max_p95_ratio_to_stable)
+
+    # Too little traffic makes every number noise: judge nothing, not even a failure.
+    if requests is None or requests < analysis.min_requests:
+        seen = "no" if requests is None else _fmt(requests)
+        return GateResult(
+            Verdict.INCONCLUSIVE,
+            measured,
+            (),
+            f"{seen} requests in the window, need at least {analysis.min_requests}",
+        )
+    if failed:
+        return GateResult(Verdict.FAIL, measured, tuple(failed), "; ".join(notes))
+    if missing:
+        return GateResult(Verdict.INCONCLUSIVE, measured, (), "no data for " + ", ".join(missing))
+    return GateResult(Verdict.PASS, measured, (), "; ".join(["all gates passed", *notes]))
+
+
+class CheckOutcome(StrEnum):
+    """What one counted check means for the rollout."""
+
+    ADVANCE = "Advance"  # counts as a pass: the step may advance (if its hold is over)
+    HOLD = "Hold"  # stay where we are and check again
+    ROLLBACK = "Rollback"  # the failure budget is spent
+
+
+@dataclass(frozen=True)
+class CountResult:
+    outcome: CheckOutcome
+    analysis: AnalysisStatus
+    counted_as: Verdict  # the verdict after the policies (e.g. Inconclusive counted as Fail)
+    reason: str
+
+
+def count(
+    spec: AnalysisSpec,
+    previous: AnalysisStatus,
+    result: GateResult,
+    *,
+    now: datetime,
+    track: str | None = None,
+    version: str | None = None,
+) -> CountResult:
+    """Record ``result`` in the analysis status and apply the counting rules (module doc)."""
+    m = result.measured
+    a = replace(
+        previous,
+        last_check_time=now,
+        verdict=str(result.verdict),
+        track=track,
+        version=version,
+        p95_latency_ms=m.get("p95LatencyMs"),
+        stable_p95_latency_ms=m.get("stableP95LatencyMs"),
+        p95_ratio_to_stable=m.get("p95RatioToStable"),
+        error_rate=m.get("errorRate"),
+        drift_score=m.get("driftScore"),
+        requests=m.get("requests"),
+        shadow_agreement=m.get("shadowAgreement"),
+        failed_gates=result.failed_gates,
+        message=result.message,
+    )
+    verdict = result.verdict
+    reason = result.message
+    if verdict is Verdict.ERROR:
+        streak = a.error_streak + 1
+        if streak < spec.failure_limit:
+            return CountResult(CheckOutcome.HOLD, replace(a, error_streak=streak), verdict, reason)
+        reason = f"{streak} metrics errors in a row: {result.message}"
+        return _fail(spec, replace(a, error_streak=0), reason)
+    a = replace(a, error_streak=0)
+    if verdict is Verdict.INCONCLUSIVE:
+        inconclusive = a.inconclusive_checks + 1
+        a = replace(a, inconclusive_checks=inconclusive)
+        if inconclusive >= spec.inconclusive_limit:
+            reason = f"{inconclusive} inconclusive checks (limit {spec.inconclusive_limit}): {result.message}"
+            return _fail(spec, a, reason)
+        if spec.on_inconclusive is OnInconclusive.FAIL:
+            return _fail(spec, a, f"inconclusive counted as a failure: {result.message}")
+        if spec.on_inconclusive is OnInconclusive.PASS:
+            return _advance(a, reason)
+        return CountResult(CheckOutcome.HOLD, a, verdict, reason)
+    if verdict is Verdict.FAIL:
+        return _fail(spec, a, reason)
+    return _advance(a, reason)
+
+
+def _advance(a: AnalysisStatus, reason: str) -> CountResult:
+    a = replace(a, passed_checks_in_step=a.passed_checks_in_step + 1)
+    return CountResult(CheckOutcome.ADVANCE, a, Verdict.PASS, reason)
+
+
+def _fail(spec: AnalysisSpec, a: AnalysisStatus, reason: str) -> CountResult:
+    failed = a.failed_checks + 1
+    a = replace(a, failed_checks=failed)
+    outcome = CheckOutcome.ROLLBACK if failed >= spec.failure_limit else CheckOutcome.HOLD
+    return CountResult(outcome, a, Verdict.FAIL, reason)
