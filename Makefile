@@ -1,0 +1,74 @@
+# ArtPulse: progressive delivery of ML models on Kubernetes.
+# `make help` lists every command; README.md shows the same ones.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+PYTEST_ARGS ?=
+
+.PHONY: help install kube-bins lint fmt test test-unit test-integration test-e2e \
+        cluster-up cluster-down demo bench lock kind-up kind-e2e kind-down clean
+
+help: ## List every command
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## Create .venv and install everything (Python deps, prometheus, nginx, chromium); idempotent
+	@bash hack/install.sh
+
+kube-bins: install ## Build kube-apiserver, etcd, kubectl from Go modules into ~/.cache/artpulse (once)
+	@$(PY) -m artpulse_dev.controlplane build
+
+lint: install ## ruff (lint + format check), mypy, import-linter, hadolint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	@if ls Dockerfile.* >/dev/null 2>&1; then $(VENV)/bin/hadolint Dockerfile.*; fi
+
+fmt: install ## Format and autofix with ruff
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: install kube-bins lint ## Install, lint, then every test (unit, integration, e2e) in one session
+	@$(PYTEST) tests $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; fi; exit $$rc
+
+test-unit: install ## Unit tests only (no I/O)
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
+
+test-integration: install kube-bins ## Integration tests (real API server, MLflow, Prometheus, nginx)
+	$(PYTEST) tests/integration $(PYTEST_ARGS)
+
+test-e2e: install kube-bins ## The end-to-end story on the local cluster
+	$(PYTEST) tests/e2e $(PYTEST_ARGS)
+
+cluster-up: install kube-bins ## Start the local development cluster (control plane, MLflow, Prometheus, operator, runtime, nginx)
+	@$(PY) -m artpulse_dev.localcluster up
+
+cluster-down: install ## Stop the local development cluster
+	@$(PY) -m artpulse_dev.localcluster down
+
+demo: install kube-bins ## The whole story: train, roll out, promote, roll back a bad model (a few minutes)
+	@$(PY) hack/demo.py
+
+bench: install kube-bins ## Run the benchmarks in loadtest/ and write docs/benchmarks.md
+	$(PY) loadtest/bench_features.py
+	$(PY) loadtest/bench_inference.py
+	$(PY) loadtest/bench_operator.py
+
+lock: ## Re-pin constraints.txt from the current .venv (after changing dependencies)
+	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^artpulse' > constraints.txt
+
+kind-up: ## (needs Docker) create a kind cluster, load the images, deploy ArtPulse
+	@bash hack/kind.sh up
+
+kind-e2e: ## (needs Docker) run the e2e scenario against the kind cluster
+	@bash hack/kind.sh e2e
+
+kind-down: ## (needs Docker) delete the kind cluster
+	@bash hack/kind.sh down
+
+clean: ## Remove local state (.artpulse/, artifacts/); keeps .venv and the binary cache
+	rm -rf .artpulse artifacts .pytest_cache .mypy_cache .ruff_cache

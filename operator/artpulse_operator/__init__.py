@@ -1,0 +1,1 @@
+"""ArtPulse operator: reconciles ArtPulseModel resources into workloads, traffic and rollouts."""
