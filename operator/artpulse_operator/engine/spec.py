@@ -296,7 +296,11 @@ DEFAULTS: Mapping[str, Any] = {
         },
         "shadow": {"enabled": False, "percent": 100, "duration": "5m"},
     },
-    "trafficRouting": {"provider": "Replicas"},
+    "trafficRouting": {
+        "provider": "Replicas",
+        "gatewayAPI": {"path": "/"},
+        "nginx": {"ingressClassName": "nginx", "path": "/"},
+    },
     "analysis": {
         "interval": "30s",
         "window": "1m",
