@@ -318,8 +318,8 @@ class Condition:
     def to_dict(self) -> dict[str, Any]:
         ltt = self.last_transition_time
         return {
-            "type": self.type,
-            "status": self.status,
+            "type": str(self.type),
+            "status": str(self.status),
             "reason": self.reason,
             "message": self.message,
             # metav1.Time has second precision; conditions follow the Kubernetes convention.
@@ -338,7 +338,8 @@ def set_condition(
     observed_generation: int | None = None,
 ) -> tuple[Condition, ...]:
     """Return ``conditions`` with ``type_`` set; the transition time changes only on a flip."""
-    status_str = status if isinstance(status, str) else ("True" if status else "False")
+    type_ = str(type_)  # plain str, also when given a ConditionType (it is serialised)
+    status_str = str(status) if isinstance(status, str) else ("True" if status else "False")
     result: list[Condition] = []
     found = False
     for cond in conditions:
