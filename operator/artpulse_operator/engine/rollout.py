@@ -318,6 +318,10 @@ class _Planner:
     def event(self, type_: str, reason: str, message: str) -> None:
         self.events.append(EventSpec(type_, reason, message))
 
+    def add_move(self, move: AliasMove) -> None:
+        if move not in self.moves:
+            self.moves.append(move)
+
     def update(self, **changes: object) -> None:
         self.s = replace(self.s, **changes)  # type: ignore[arg-type]
 
@@ -499,6 +503,11 @@ class _Planner:
             return
         if self.rolling():
             return  # progress() completes a promotion; any other move waits for the rollout
+        if stable_rv.version in s.failed_versions:
+            # Our own move back (BlueGreen abort after promotion) has not landed yet, or was
+            # lost: keep serving the stable version and ask again.
+            self.add_move(AliasMove(alias, s.stable.version))
+            return
         old = s.stable.version
         self.update(stable=_ref(stable_rv, alias))
         self.event(
@@ -790,7 +799,7 @@ class _Planner:
 
     def request_alias_move(self) -> None:
         if self.s.candidate is not None:
-            self.moves.append(AliasMove(self.spec.model.stable_alias, self.s.candidate.version))
+            self.add_move(AliasMove(self.spec.model.stable_alias, self.s.candidate.version))
 
     def finish_promotion(self) -> None:
         s = self.s
@@ -950,7 +959,7 @@ class _Planner:
             "aborted after promotion",
             str(self.kind),
         )
-        self.moves.append(AliasMove(self.spec.model.stable_alias, prev.version))
+        self.add_move(AliasMove(self.spec.model.stable_alias, prev.version))
         if self.spec.rollback.tag_failed_version:
             self.tags.append(
                 VersionTag(
@@ -1103,13 +1112,17 @@ class _Planner:
                 end = s.shadow.started_at + timedelta(seconds=spec.strategy.shadow.duration)
                 delays.append((end - self.now).total_seconds())
             if s.phase is Phase.PROGRESSING and started is not None:
+                # Timers only count while they are ahead; an elapsed pause waits for a check.
                 if self.kind is StrategyType.CANARY and s.current_step is not None:
                     steps = spec.strategy.canary.steps
                     pause = steps[min(s.current_step, len(steps) - 1)].pause
-                    delays.append((started + timedelta(seconds=pause) - self.now).total_seconds())
+                    left = (started + timedelta(seconds=pause) - self.now).total_seconds()
+                    if left > 0:
+                        delays.append(left)
                 if self.kind is StrategyType.BLUE_GREEN:
                     end = started + timedelta(seconds=spec.analysis.interval)
-                    delays.append((end - self.now).total_seconds())
+                    if end > self.now:
+                        delays.append((end - self.now).total_seconds())
             if s.phase is Phase.PROMOTING and self.moves:
                 delays.append(PROMOTION_RECHECK_S)
             if s.scale_down_at is not None:
