@@ -1,0 +1,174 @@
+"""PrometheusSource against a real Prometheus scraping a tiny real exporter.
+
+The exporter is a prometheus_client HTTP server in this process with the inference server's
+metric names and labels (model, version, track, route, method, status); Prometheus adds
+``namespace`` as a target label, as the local cluster's file_sd targets do.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from artpulse_dev._proc import free_port
+from artpulse_operator.engine.observations import Verdict
+from artpulse_operator.engine.rollout import AnalysisTarget
+from artpulse_operator.engine.spec import parse_spec
+from artpulse_operator.metrics import MetricsError, PrometheusSource, run_check
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+pytestmark = pytest.mark.integration
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Exporter:
+    """Serves artpulse_* metrics for a stable (fast, clean) and a canary (slow, 10% 5xx) track."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["model", "version", "track", "route", "method", "status"]
+        self.requests = Counter(
+            "artpulse_http_requests", "requests", labels, registry=self.registry
+        )
+        self.duration = Histogram(
+            "artpulse_http_request_duration_seconds",
+            "latency",
+            ["model", "version", "track", "route", "method"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.drift = Gauge(
+            "artpulse_drift_score", "drift", ["model", "version", "track"], registry=self.registry
+        )
+        self.port = free_port()
+        self.server, self.thread = start_http_server(self.port, "127.0.0.1", self.registry)
+        self.stop_event = threading.Event()
+        self.traffic = threading.Thread(target=self._run, daemon=True)
+
+    def _tick(self) -> None:
+        for track, version, latency, errors in (("stable", "3", 0.02, 0), ("canary", "4", 0.2, 1)):
+            for _ in range(10):
+                self.duration.labels("art", version, track, "/predict", "POST").observe(latency)
+            self.requests.labels("art", version, track, "/predict", "POST", "200").inc(10 - errors)
+            if errors:
+                self.requests.labels("art", version, track, "/predict", "POST", "500").inc(errors)
+            # probes are not traffic
+            self.requests.labels("art", version, track, "/health", "GET", "200").inc(5)
+
+    def _run(self) -> None:
+        while not self.stop_event.wait(0.1):
+            self._tick()
+
+    def start(self) -> Exporter:
+        self._tick()
+        self.drift.labels("art", "4", "canary").set(0.12)
+        self.drift.labels("art", "3", "stable").set(0.02)
+        self.traffic.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.traffic.join(timeout=5)
+        self.server.shutdown()
+
+
+@pytest.fixture
+def exporter() -> Iterator[Exporter]:
+    exp = Exporter().start()
+    try:
+        yield exp
+    finally:
+        exp.stop()
+
+
+def wait_for(
+    condition: Callable[[], object], timeout: float = 60.0, what: str = "condition"
+) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_gate_queries_return_real_numbers(prometheus_factory, exporter) -> None:
+    namespace = f"ns-{uuid.uuid4().hex[:6]}"
+    prom = prometheus_factory(
+        targets=[f"127.0.0.1:{exporter.port}"], extra_labels={"namespace": namespace}
+    )
+    source = PrometheusSource(prom.url, timeout_s=5)
+
+    # rate() needs a few scrapes inside the window.
+    def enough() -> bool:
+        m = source.measure(namespace, "art", "canary", "4", 30)
+        return m.requests is not None and m.requests >= 100 and m.p95_latency_ms is not None
+
+    wait_for(enough, what="three scrapes of the exporter")
+    canary = source.measure(namespace, "art", "canary", "4", 30)
+    stable = source.measure(namespace, "art", "stable", "3", 30)
+
+    assert canary.p95_latency_ms is not None
+    assert 100 < canary.p95_latency_ms <= 250  # all observations in the (0.1, 0.25] bucket
+    assert stable.p95_latency_ms is not None
+    assert 10 < stable.p95_latency_ms <= 25
+    assert canary.error_rate == pytest.approx(0.1, abs=0.03)
+    assert stable.error_rate == 0.0  # no 5xx series at all still reads as 0, not "no data"
+    assert canary.drift_score == pytest.approx(0.12)
+    assert canary.requests is not None
+    assert canary.requests >= 100
+    assert canary.shadow_agreement is None  # not exported: no data, not zero
+    # another namespace, version or model sees nothing
+    other = source.measure("elsewhere", "art", "canary", "4", 30)
+    assert (other.requests, other.p95_latency_ms, other.drift_score) == (None, None, None)
+    assert source.measure(namespace, "art", "canary", "99", 30).requests is None
+
+    # The whole check as the handler runs it: the slow, erroring canary fails two gates.
+    spec = parse_spec(
+        {
+            "model": {"name": "art"},
+            "serving": {"image": "x"},
+            "analysis": {
+                "window": "30s",
+                "minRequests": 50,
+                "gates": {"p95LatencyMs": 90, "maxErrorRate": 0.05, "maxP95RatioToStable": 2},
+            },
+        }
+    )
+    target = AnalysisTarget("canary", "4", 30, "stable", "3")
+    result = run_check(source, spec.analysis, namespace, "art", target)
+    assert result.verdict is Verdict.FAIL
+    assert set(result.failed_gates) == {"p95LatencyMs", "maxErrorRate", "maxP95RatioToStable"}
+    assert result.measured["stableP95LatencyMs"] is not None
+    good = run_check(source, spec.analysis, namespace, "art", AnalysisTarget("stable", "3", 30))
+    assert good.verdict is Verdict.PASS, good.message
+    source.close()
+
+
+def test_prometheus_unreachable_is_metrics_error_and_error_verdict() -> None:
+    source = PrometheusSource("http://127.0.0.1:9", timeout_s=2)
+    with pytest.raises(MetricsError, match=r"127\.0\.0\.1:9"):
+        source.measure("ns", "art", "canary", "4", 60)
+    spec = parse_spec({"model": {"name": "art"}, "serving": {"image": "x"}})
+    result = run_check(source, spec.analysis, "ns", "art", AnalysisTarget("canary", "4", 60))
+    assert result.verdict is Verdict.ERROR
+    assert "127.0.0.1:9" in result.message
+
+
+def test_bad_query_and_non_prometheus_answers_are_metrics_errors(
+    prometheus_factory, exporter
+) -> None:
+    prom = prometheus_factory()
+    source = PrometheusSource(prom.url)
+    with pytest.raises(MetricsError, match="HTTP 400"):
+        source.query("sum(")
+    # The exporter answers every path with metrics text: not the Prometheus API.
+    not_prometheus = PrometheusSource(f"http://127.0.0.1:{exporter.port}")
+    with pytest.raises(MetricsError):
+        not_prometheus.query("up")
