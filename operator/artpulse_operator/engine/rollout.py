@@ -372,6 +372,9 @@ class _Planner:
         if self.obs.action:
             self.handle_action(self.obs.action.strip().lower(), cand_rv)
         self.follow_spec_pause()
+        if self.s.phase is Phase.PAUSED and self.s.stable is None:
+            # First sight is not a rollout step: a resource created paused still serves stable.
+            self.adopt_stable(stable_rv)
         if self.s.phase is not Phase.PAUSED:
             self.adopt_stable(stable_rv)
             if self.s.stable is not None:
@@ -494,7 +497,10 @@ class _Planner:
                 )
             return
         if s.stable is None:
-            self.update(stable=_ref(stable_rv, alias), phase=Phase.STABLE, message=None)
+            if s.phase is Phase.PAUSED:
+                self.update(stable=_ref(stable_rv, alias), paused_from=Phase.STABLE, message=None)
+            else:
+                self.update(stable=_ref(stable_rv, alias), phase=Phase.STABLE, message=None)
             self.event("Normal", "ServingStable", f"serving {alias} version {stable_rv.version}")
             return
         if stable_rv.version == s.stable.version:
