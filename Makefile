@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
         cluster-up cluster-down demo bench lock kind-up kind-e2e kind-down clean
 
 help: ## List every command
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: ## Create .venv and install everything (Python deps, prometheus, nginx, chromium); idempotent
 	@bash hack/install.sh
