@@ -1,0 +1,64 @@
+"""The FastAPI application factory of the inference server.
+
+``create_app(settings)`` is called by ``__main__.main`` (``artpulse-server``) and by the
+tests. It wires the state (model store, batcher, drift monitor, shadow mirror, auth,
+limits, metrics), the routers, the metrics middleware and the error handlers that turn
+anything unexpected into a JSON 500 without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from .audit import configure_audit_logging
+from .middleware import RequestMetricsMiddleware
+from .routers import demo, health, ops, pages, predict
+from .settings import Settings
+from .state import ModelLoader, ServerState
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, loader: ModelLoader | None = None) -> FastAPI:
+    """Build the app. ``loader`` replaces the MLflow loader (unit tests of pure wiring only)."""
+    configure_audit_logging()
+    state = ServerState(settings, loader)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = FastAPI(
+        title="ArtPulse inference",
+        version="0.1.0",
+        description="Serves one MLflow model version with metrics, drift and shadow comparison.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.artpulse = state
+    for module in (health, predict, ops, demo, pages):
+        app.include_router(module.router)
+    static_dir = resources.files("artpulse_inference").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": "internal error; the server log has the details"}, status_code=500
+        )
+
+    app.add_middleware(RequestMetricsMiddleware, state=state)
+    return app
