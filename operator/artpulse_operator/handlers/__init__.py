@@ -1,0 +1,109 @@
+"""The Kopf handlers of the ArtPulse operator. They translate; the work is in ``Runtime``.
+
+Run with ``python -m artpulse_operator`` (which imports this module), or
+``kopf run -m artpulse_operator.handlers --all-namespaces``.
+
+- ``@kopf.on.startup`` builds the clients from ``Settings`` into ``memo`` and tunes Kopf
+  (worker limit, watch timeouts, peering, where Kopf keeps its own state);
+  ``@kopf.on.cleanup`` closes them; ``@kopf.on.probe`` reports API server reachability.
+- ``@kopf.on.create/update/resume`` reconcile at once (an update includes the
+  ``artpulse.io/action`` annotation being set).
+- ``@kopf.daemon`` per resource reconciles again when the engine's ``requeue_after`` says so.
+- ``@kopf.on.event`` on owned Deployments, Services, HTTPRoutes and Ingresses wakes the owner
+  when someone else edited one, so the edit is put back at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import kopf
+
+from artpulse_operator.engine.desired import API_GROUP, LABEL_MANAGED_BY, MANAGED_BY
+from artpulse_operator.handlers.http import HealthServer
+from artpulse_operator.handlers.runtime import Runtime, build_runtime
+from artpulse_operator.settings import Settings
+
+VERSION = "v1alpha1"
+PLURAL = "artpulsemodels"
+OWNED = {LABEL_MANAGED_BY: MANAGED_BY}
+
+
+def _runtime(memo: Any) -> Runtime:
+    runtime: Runtime = memo["runtime"]
+    return runtime
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    cfg = Settings()
+    settings.queueing.worker_limit = cfg.worker_limit
+    settings.watching.server_timeout = cfg.watch_server_timeout_s
+    settings.watching.client_timeout = cfg.watch_client_timeout_s
+    settings.watching.connect_timeout = cfg.api_timeout_s
+    settings.networking.request_timeout = cfg.api_timeout_s * 3
+    if cfg.peering_name:
+        # Active/standby replicas: equal priorities would all pause, so each process draws one.
+        settings.peering.name = cfg.peering_name
+        settings.peering.mandatory = True
+        settings.peering.clusterwide = not cfg.namespaces
+        settings.peering.priority = random.randint(1, 1_000_000)
+    else:
+        settings.peering.standalone = True
+    # Kopf's own bookkeeping under our prefix; its events only for warnings (ours say more).
+    settings.persistence.finalizer = f"{API_GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = MANAGED_BY
+    logging.getLogger().setLevel(cfg.log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+
+    runtime = build_runtime(cfg)
+    if cfg.health_port:
+        runtime.http = HealthServer(
+            cfg.health_host, cfg.health_port, runtime.telemetry.registry, runtime.health
+        )
+        await runtime.http.start()
+    memo["runtime"] = runtime
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    runtime = memo.get("runtime")
+    if runtime is not None:
+        await runtime.close()
+
+
+@kopf.on.probe(id="apiServer")
+async def api_server_reachable(memo: kopf.Memo, **_: Any) -> str:
+    report = await _runtime(memo).health()
+    return str(report["apiServer"])
+
+
+@kopf.on.resume(API_GROUP, VERSION, PLURAL, errors=kopf.ErrorsMode.TEMPORARY, backoff=5)
+@kopf.on.create(API_GROUP, VERSION, PLURAL, errors=kopf.ErrorsMode.TEMPORARY, backoff=5)
+@kopf.on.update(API_GROUP, VERSION, PLURAL, errors=kopf.ErrorsMode.TEMPORARY, backoff=5)
+async def reconcile(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    await _runtime(memo).reconcile_now(namespace or "", name)
+
+
+@kopf.daemon(API_GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
+async def follow(
+    namespace: str | None, name: str, memo: Any, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    await _runtime(memo).follow(namespace or "", name, stopped)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=OWNED)
+@kopf.on.event("", "v1", "services", labels=OWNED)
+@kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OWNED)
+@kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", labels=OWNED)
+async def owned_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    runtime = memo.get("runtime")
+    if runtime is not None:
+        runtime.owned_changed(event.get("type"), event.get("object") or {})
