@@ -33,10 +33,9 @@ IMAGE_SIZE: tuple[int, int] = (64, 64)
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 
-#: The six hue sectors of the hue histogram, centred on these hues.
-HUE_SECTORS: tuple[str, ...] = ("red", "yellow", "green", "cyan", "blue", "magenta")
-
 #: Column order of a feature row. A model's signature uses these names.
+#: Chosen by ablation on the demo set (see inference/README-training.md): per-channel RGB
+#: means and a six-sector hue histogram were tried and removed, they added no accuracy.
 FEATURE_NAMES: tuple[str, ...] = (
     "hue_mean",
     "hue_concentration",
@@ -50,10 +49,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     "laplacian_mean",
     "luminance_entropy",
     "colorfulness",
-    "red_mean",
-    "green_mean",
-    "blue_mean",
-    *(f"hue_hist_{sector}" for sector in HUE_SECTORS),
 )
 
 # A luminance step above this (0..1 scale, between neighbouring pixels at IMAGE_SIZE)
@@ -73,10 +68,6 @@ _LEVELS_SQ = _LEVELS * _LEVELS
 _HUE_ANGLE = _LEVELS / 255.0 * (2.0 * math.pi)
 _HUE_COS = np.cos(_HUE_ANGLE)
 _HUE_SIN = np.sin(_HUE_ANGLE)
-# One-hot sector per hue level: sectors of 60 degrees centred on red, yellow, ...
-_HUE_SECTOR = np.eye(6, dtype=np.float64)[
-    np.clip(np.floor(np.mod(_LEVELS / 255.0 + 1.0 / 12.0, 1.0) * 6.0).astype(np.int64), 0, 5)
-]
 _EDGE_THRESHOLD_SQ = (EDGE_THRESHOLD * 255.0) ** 2
 _SQRT_LUT = np.sqrt(np.arange(2 * 255 * 255 + 1, dtype=np.float64))
 
@@ -208,10 +199,6 @@ def _features_from_arrays(rgb: U8Array, hsv: U8Array, lum: U8Array) -> FloatArra
     sin_m = (hue_weight * _HUE_SIN).sum(axis=1) / safe
     hue_mean = np.where(has_hue, np.mod(np.arctan2(sin_m, cos_m) / (2.0 * math.pi), 1.0), 0.0)
     hue_conc = np.where(has_hue, np.sqrt(cos_m**2 + sin_m**2), 0.0)
-    sector_weight = np.stack(
-        [(hue_weight * _HUE_SECTOR[:, k]).sum(axis=1) for k in range(len(HUE_SECTORS))], axis=1
-    )
-    hue_hist = np.where(has_hue[:, None], sector_weight / safe[:, None], 0.0)
 
     sat_mean, sat_std = _mean_std_from_hist(_per_image_bincount(sat + offsets, n), pixels)
     val_mean, val_std = _mean_std_from_hist(_per_image_bincount(val + offsets, n), pixels)
@@ -267,10 +254,6 @@ def _features_from_arrays(rgb: U8Array, hsv: U8Array, lum: U8Array) -> FloatArra
         laplacian_mean,
         entropy,
         colorfulness,
-        red.sum(axis=1) / (pixels * 255.0),
-        green.sum(axis=1) / (pixels * 255.0),
-        blue.sum(axis=1) / (pixels * 255.0),
-        *(hue_hist[:, k] for k in range(len(HUE_SECTORS))),
     ]
     out = np.stack(columns, axis=1)
     # Rounding can push a bounded statistic a hair outside 0..1 (+ 0.0 turns -0.0 into 0.0).
