@@ -156,7 +156,8 @@ class AnalysisTarget:
     """One gate check to run: measure ``track``/``version`` over ``window`` seconds.
 
     ``stable_track``/``stable_version`` name the baseline for ``maxP95RatioToStable``
-    (``None``: no baseline). ``shadow``: judge the shadow agreement of the stable pods.
+    (``None``: no baseline). ``shadow``: judge the shadow agreement of the stable pods with
+    ``shadow_version`` (the candidate they mirror to).
     """
 
     track: str
@@ -165,6 +166,7 @@ class AnalysisTarget:
     stable_track: str | None = None
     stable_version: str | None = None
     shadow: bool = False
+    shadow_version: str | None = None  # while shadowing: the candidate mirrored by ``track``
 
 
 def aliases_to_resolve(spec: ModelSpec) -> tuple[str, ...]:
@@ -209,7 +211,7 @@ def _target(spec: ModelSpec, status: RolloutStatus) -> AnalysisTarget | None:
     active, idle = _colors(spec, status)
     if status.phase is Phase.SHADOWING:
         track = active if kind is StrategyType.BLUE_GREEN else TRACK_STABLE
-        return AnalysisTarget(track, stable_v, window, shadow=True)
+        return AnalysisTarget(track, stable_v, window, shadow=True, shadow_version=cand_v)
     if status.phase is Phase.PROGRESSING:
         if kind is StrategyType.CANARY:
             return AnalysisTarget(TRACK_CANARY, cand_v, window, TRACK_STABLE, stable_v)

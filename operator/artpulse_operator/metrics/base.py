@@ -16,9 +16,17 @@ class MetricsError(Exception):
 
 class MetricsSource(Protocol):
     def measure(
-        self, namespace: str, model: str, track: str, version: str, window: float
+        self,
+        namespace: str,
+        model: str,
+        track: str,
+        version: str,
+        window: float,
+        shadow_version: str | None = None,
     ) -> TrackMeasurement:
         """Gate inputs for one track and version over ``window`` seconds.
+
+        ``shadow_version`` narrows the shadow agreement to the candidate being mirrored.
 
         Raises :class:`MetricsError` when the source cannot be asked.
         """
@@ -38,7 +46,14 @@ def run_check(
     which the engine counts (it never promotes). Blocking; call it from a thread in async code.
     """
     try:
-        candidate = source.measure(namespace, model, target.track, target.version, target.window)
+        candidate = source.measure(
+            namespace,
+            model,
+            target.track,
+            target.version,
+            target.window,
+            shadow_version=target.shadow_version,
+        )
         stable = None
         if (
             analysis.gates.max_p95_ratio_to_stable is not None

@@ -7,7 +7,8 @@ For one namespace, model, track and version over the analysis window ``w``:
   version reads 0 instead of "no data")
 - drift: ``max(artpulse_drift_score{sel})``
 - requests: ``sum(increase(artpulse_http_requests_total{sel}[w]))``
-- shadow agreement: ``min(artpulse_shadow_agreement_ratio{sel})``
+- shadow agreement (while shadowing): ``min(artpulse_shadow_agreement_ratio{sel,shadow_version="c"})``
+  as exported by the stable pods that mirror requests to candidate ``c``
 
 Request selectors add ``route=~"/predict.*"`` so health probes and the landing page do not
 count as traffic. An empty result or NaN is ``None`` (no data); transport errors, HTTP
@@ -44,7 +45,12 @@ def _selector(namespace: str, model: str, track: str, version: str, *extra: str)
 
 
 def gate_queries(
-    namespace: str, model: str, track: str, version: str, window: float
+    namespace: str,
+    model: str,
+    track: str,
+    version: str,
+    window: float,
+    shadow_version: str | None = None,
 ) -> dict[str, str]:
     """The PromQL of every gate input (keys: TrackMeasurement field names)."""
     w = format_duration(window)
@@ -52,6 +58,8 @@ def gate_queries(
     req = _selector(namespace, model, track, version, route)
     errors = _selector(namespace, model, track, version, route, 'status=~"5.."')
     plain = _selector(namespace, model, track, version)
+    shadow_extra = [f'shadow_version="{_label_value(shadow_version)}"'] if shadow_version else []
+    shadow = _selector(namespace, model, track, version, *shadow_extra)
     return {
         "p95_latency_ms": (
             "1000 * histogram_quantile(0.95, sum by (le) "
@@ -63,7 +71,7 @@ def gate_queries(
         ),
         "drift_score": f"max(artpulse_drift_score{plain})",
         "requests": f"sum(increase(artpulse_http_requests_total{req}[{w}]))",
-        "shadow_agreement": f"min(artpulse_shadow_agreement_ratio{plain})",
+        "shadow_agreement": f"min(artpulse_shadow_agreement_ratio{shadow})",
     }
 
 
@@ -101,12 +109,18 @@ class PrometheusSource:
         return _scalar(body.get("data"), self.address)
 
     def measure(
-        self, namespace: str, model: str, track: str, version: str, window: float
+        self,
+        namespace: str,
+        model: str,
+        track: str,
+        version: str,
+        window: float,
+        shadow_version: str | None = None,
     ) -> TrackMeasurement:
-        values = {
-            key: self.query(expr)
-            for key, expr in gate_queries(namespace, model, track, version, window).items()
-        }
+        queries = gate_queries(namespace, model, track, version, window, shadow_version)
+        if shadow_version is None:
+            del queries["shadow_agreement"]  # only asked while shadowing
+        values = {key: self.query(expr) for key, expr in queries.items()}
         return TrackMeasurement(**values)
 
 

@@ -44,6 +44,12 @@ class Exporter:
         self.drift = Gauge(
             "artpulse_drift_score", "drift", ["model", "version", "track"], registry=self.registry
         )
+        self.agreement = Gauge(
+            "artpulse_shadow_agreement_ratio",
+            "agreement",
+            ["model", "version", "track", "shadow_version"],
+            registry=self.registry,
+        )
         self.port = free_port()
         self.server, self.thread = start_http_server(self.port, "127.0.0.1", self.registry)
         self.stop_event = threading.Event()
@@ -67,6 +73,9 @@ class Exporter:
         self._tick()
         self.drift.labels("art", "4", "canary").set(0.12)
         self.drift.labels("art", "3", "stable").set(0.02)
+        # the stable pods mirror to version 4; a stale series of an earlier shadow must not count
+        self.agreement.labels("art", "3", "stable", "4").set(0.93)
+        self.agreement.labels("art", "3", "stable", "2").set(0.5)
         self.traffic.start()
         return self
 
@@ -123,7 +132,25 @@ def test_gate_queries_return_real_numbers(prometheus_factory, exporter) -> None:
     assert canary.drift_score == pytest.approx(0.12)
     assert canary.requests is not None
     assert canary.requests >= 100
-    assert canary.shadow_agreement is None  # not exported: no data, not zero
+    assert canary.shadow_agreement is None  # only asked while shadowing
+    shadowing = source.measure(namespace, "art", "stable", "3", 30, shadow_version="4")
+    assert shadowing.shadow_agreement == pytest.approx(0.93)
+    assert source.measure(namespace, "art", "stable", "3", 30, "9").shadow_agreement is None
+    shadow_check = run_check(
+        source,
+        parse_spec(
+            {
+                "model": {"name": "art"},
+                "serving": {"image": "x"},
+                "analysis": {"window": "30s", "gates": {"minShadowAgreement": 0.95}},
+            }
+        ).analysis,
+        namespace,
+        "art",
+        AnalysisTarget("stable", "3", 30, shadow=True, shadow_version="4"),
+    )
+    assert shadow_check.verdict is Verdict.FAIL
+    assert shadow_check.failed_gates == ("minShadowAgreement",)
     # another namespace, version or model sees nothing
     other = source.measure("elsewhere", "art", "canary", "4", 30)
     assert (other.requests, other.p95_latency_ms, other.drift_score) == (None, None, None)

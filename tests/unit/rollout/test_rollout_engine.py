@@ -136,6 +136,7 @@ def test_rollout_scenario(scenario: dict[str, Any]) -> None:
                         "shadow": target.shadow,
                         "stable_track": target.stable_track,
                         "stable_version": target.stable_version,
+                        "shadow_version": target.shadow_version,
                     },
                     f"{where}.target",
                 )
