@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from artpulse_operator.engine.gates import evaluate
 from artpulse_operator.engine.observations import GateResult, TrackMeasurement
@@ -33,8 +33,16 @@ class MetricsSource(Protocol):
         ...
 
 
+class _Measures(Protocol):
+    """The minimal shape ``run_check`` accepts (sources without shadow support, test fakes)."""
+
+    def measure(
+        self, namespace: str, model: str, track: str, version: str, window: float
+    ) -> TrackMeasurement | Any: ...
+
+
 def run_check(
-    source: MetricsSource,
+    source: _Measures | MetricsSource,
     analysis: AnalysisSpec,
     namespace: str,
     model: str,
@@ -46,14 +54,19 @@ def run_check(
     which the engine counts (it never promotes). Blocking; call it from a thread in async code.
     """
     try:
-        candidate = source.measure(
-            namespace,
-            model,
-            target.track,
-            target.version,
-            target.window,
-            shadow_version=target.shadow_version,
-        )
+        if target.shadow_version is not None:
+            candidate = cast(MetricsSource, source).measure(
+                namespace,
+                model,
+                target.track,
+                target.version,
+                target.window,
+                shadow_version=target.shadow_version,
+            )
+        else:
+            candidate = source.measure(
+                namespace, model, target.track, target.version, target.window
+            )
         stable = None
         if (
             analysis.gates.max_p95_ratio_to_stable is not None
