@@ -58,8 +58,8 @@ def short_error(exc: BaseException) -> str:
         if marker in text:
             text = text.split(marker, 1)[1]
     match = re.search(
-        r"(Failed to establish a new connection: [^)\]']*|Connection refused|"
-        r"Read timed out[^)\]']*|Name or service not known|timed out)",
+        r"(Failed to establish a new connection: [^)'\"]*|Connection refused|"
+        r"Read timed out[^)'\"]*|Name or service not known|timed out)",
         text,
     )
     if match:
