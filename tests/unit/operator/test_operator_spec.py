@@ -116,3 +116,15 @@ def test_defaults_dict_parses_to_the_dataclass_defaults() -> None:
     full["strategy"] = {k: v for k, v in DEFAULTS["strategy"].items() if k != "blueGreen"}
     full["trafficRouting"] = {"provider": DEFAULTS["trafficRouting"]["provider"]}
     assert parse_spec(full) == parse_spec(base)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((REPO / "manifests" / "examples").glob("*.yaml")),
+    ids=lambda p: p.name,
+)
+def test_examples_parse(path: Path) -> None:
+    """Every example is a spec the engine acts on (the API server's view: test_operator_examples)."""
+    doc = yaml.safe_load(path.read_text())
+    if doc.get("kind") == "ArtPulseModel":
+        parse_spec(doc["spec"])
