@@ -96,8 +96,11 @@ def run_wrk(url: str, body_file: Path, connections: int, duration: int) -> WrkRe
     out = subprocess.run(
         cmd, env=env, capture_output=True, text=True, timeout=duration + 60, check=True
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
-    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    lat = dict(re.findall(r"^\s*(50|99)(?:\.0+)?%\s+(\S+)\s*$", out, re.M))
+    rps_match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rps_match is None or "50" not in lat or "99" not in lat:
+        raise RuntimeError(f"cannot read wrk's output:\n{out}")
+    rps = float(rps_match[1])
     total = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     errors = 0
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
@@ -140,6 +143,16 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes], log: Path
     raise RuntimeError(f"{url} not ready after {timeout}s; log tail:\n{log.read_text()[-2000:]}")
 
 
+def wait_shadow(metrics_url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(metrics_url, timeout=5) as r:
+            if 'role="shadow"' in r.read().decode():
+                return
+        time.sleep(0.2)
+    raise RuntimeError("shadow model not loaded")
+
+
 def post_json(url: str, payload: Any) -> Any:
     req = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
@@ -177,7 +190,9 @@ def machine() -> dict[str, str]:
     }
 
 
-def bench_model(kind: str, mlflow_uri: str, work: Path, duration: int) -> list[ServerRun]:
+def bench_model(
+    kind: str, mlflow_uri: str, work: Path, duration: int, shadow: bool
+) -> list[ServerRun]:
     name = f"bench-{kind}"
     version = register_model(mlflow_uri, name, kind=kind, seed=7)
     uri = f"models:/{name}/{version}"
@@ -195,7 +210,8 @@ def bench_model(kind: str, mlflow_uri: str, work: Path, duration: int) -> list[S
         files[key] = path
 
     runs: list[ServerRun] = []
-    for server in ("ours", "mlflow"):
+    servers = ["ours", "mlflow"] + (["ours+shadow"] if shadow else [])
+    for server in servers:
         port = free_port()
         log = work / f"{kind}-{server}.log"
         # `mlflow models serve` execs `uvicorn` from PATH: put this venv first.
@@ -205,7 +221,10 @@ def bench_model(kind: str, mlflow_uri: str, work: Path, duration: int) -> list[S
             "MLFLOW_TRACKING_URI": mlflow_uri,
             "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
         }
-        if server == "ours":
+        if server.startswith("ours"):
+            if server == "ours+shadow":
+                # Every request also mirrored to a shadow copy of the model, off the path.
+                env.update(SHADOW_MODEL_URI=uri, SHADOW_PERCENT="100")
             env.update(
                 ENVIRONMENT="development",
                 MODEL_URI=uri,
@@ -227,21 +246,24 @@ def bench_model(kind: str, mlflow_uri: str, work: Path, duration: int) -> list[S
         try:
             wait_http(ready, 180, proc, log)
             run = ServerRun(kind, server, time.monotonic() - started)
-            answer = post_json(invoke, bodies[(server, 1)])
+            if server == "ours+shadow":
+                wait_shadow(f"http://127.0.0.1:{port}/metrics", 120)
+            answer = post_json(invoke, bodies[("mlflow" if server == "mlflow" else "ours", 1)])
             print(
                 f"[{kind}/{server}] ready in {run.startup_s:.1f}s; sample answer: {str(answer)[:160]}",
                 flush=True,
             )
             # Warm-up (JIT-free Python still has caches, connection setup, first-call costs).
-            run_wrk(invoke, files[(server, 1)], 4, 2)
+            run_wrk(invoke, files[("mlflow" if server == "mlflow" else "ours", 1)], 4, 2)
+            kind_of_body = "mlflow" if server == "mlflow" else "ours"
             for conns in (1, 16):
-                res = run_wrk(invoke, files[(server, 1)], conns, duration)
+                res = run_wrk(invoke, files[(kind_of_body, 1)], conns, duration)
                 run.results[f"c{conns}"] = res
                 print(
                     f"[{kind}/{server}] 1 row, {conns:>2} conn: {res.rps:8.0f} req/s  p50 {res.p50_ms:6.2f} ms  p99 {res.p99_ms:7.2f} ms  errors {res.errors}",
                     flush=True,
                 )
-            res = run_wrk(invoke, files[(server, 100)], 16, duration)
+            res = run_wrk(invoke, files[(kind_of_body, 100)], 16, duration)
             run.results["batch100"] = res
             print(
                 f"[{kind}/{server}] 100 rows, 16 conn: {res.rps * 100:8.0f} rows/s  p99 {res.p99_ms:7.2f} ms  errors {res.errors}",
@@ -263,6 +285,8 @@ def render(runs: list[ServerRun], info: dict[str, str], duration: int) -> str:
         "server and by `mlflow models serve --env-manager local` (uvicorn, 1 worker), one after the",
         f"other in one run, loaded by wrk on loopback for {duration}s per cell. One row per request",
         "unless stated. Ratio = ours / MLflow's measured in the same run; the anchor is DESIGN.md section 6.",
+        "`ours+shadow`: our server with every request mirrored to a shadow copy of the model (the",
+        "caller's latency should not change).",
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
         "",
@@ -321,7 +345,13 @@ def main() -> None:
     runs: list[ServerRun] = []
     try:
         for kind in args.models.split(","):
-            runs += bench_model(kind.strip(), mlflow_server.tracking_uri, work, args.duration)
+            runs += bench_model(
+                kind.strip(),
+                mlflow_server.tracking_uri,
+                work,
+                args.duration,
+                shadow=kind.strip() == "logreg",
+            )
     finally:
         mlflow_server.stop()
     text = render(runs, machine(), args.duration)

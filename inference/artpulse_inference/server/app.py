@@ -16,6 +16,7 @@ from importlib import resources
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from .audit import configure_audit_logging
 from .middleware import RequestMetricsMiddleware
@@ -48,6 +49,9 @@ def create_app(settings: Settings, *, loader: ModelLoader | None = None) -> Fast
         redoc_url=None,
     )
     app.state.artpulse = state
+    # The hot path first: a plain route for POST /predict matched before the FastAPI one,
+    # which remains for the OpenAPI schema (see routers.predict.predict_fast_endpoint).
+    app.router.routes.append(Route("/predict", predict.predict_fast_endpoint, methods=["POST"]))
     for module in (health, predict, ops, demo, pages):
         app.include_router(module.router)
     static_dir = resources.files("artpulse_inference").joinpath("static")

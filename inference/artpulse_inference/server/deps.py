@@ -19,8 +19,11 @@ from .state import ServerState
 
 ANONYMOUS = Principal("anonymous", "")
 
+# Every dependency below is async on purpose: FastAPI runs plain `def` dependencies in a
+# worker thread, a hand-off per dependency that cost more than the whole prediction.
 
-def get_state(request: Request) -> ServerState:
+
+async def get_state(request: Request) -> ServerState:
     state: ServerState = request.app.state.artpulse
     return state
 
@@ -100,7 +103,7 @@ def enforce_rate_limit(limiter: RateLimiter, key: str, who: str) -> RateDecision
     return decision
 
 
-def api_caller(request: Request, state: State) -> Principal:
+async def api_caller(request: Request, state: State) -> Principal:
     client = client_address(request, state)
     if state.settings.predict_auth_required:
         principal = _decide(request, state, client, _api_credential(request, state))
@@ -111,7 +114,7 @@ def api_caller(request: Request, state: State) -> Principal:
     return principal
 
 
-def ops_caller(request: Request, state: State) -> Principal:
+async def ops_caller(request: Request, state: State) -> Principal:
     client = client_address(request, state)
     oidc = state.oidc
     email = request.headers.get(oidc.header)
@@ -129,7 +132,7 @@ def ops_caller(request: Request, state: State) -> Principal:
     return _decide(request, state, client, check)
 
 
-def demo_caller(request: Request, state: State) -> Principal:
+async def demo_caller(request: Request, state: State) -> Principal:
     client = client_address(request, state)
     if not state.demo.enabled:
         raise HTTPException(404, detail="the public demo is not enabled on this server")

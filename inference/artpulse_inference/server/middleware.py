@@ -52,6 +52,9 @@ class RequestMetricsMiddleware:
 
 
 def _route_label(scope: Scope) -> str:
+    named = scope.get("artpulse.route")
+    if named is not None:
+        return str(named)
     route = scope.get("route")
     path = getattr(route, "path", None)
     if isinstance(path, str):

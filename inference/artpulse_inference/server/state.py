@@ -163,8 +163,9 @@ class ServerState:
         expected = self.settings.model_version
         if expected and self.model.version != expected:
             return False, f"serving version {self.model.version}, expected {expected}"
-        if self.settings.shadow_model_uri and self.shadow.model is None:
-            return False, f"shadow model not loaded: {self.shadow_load_error or 'loading'}"
+        # A shadow model that does not load never makes the pod unready: the stable track
+        # mirrors to the candidate, and a broken candidate must not take stable down. Its
+        # absence shows as no agreement data (the gate's "no data", never a pass).
         return True, f"serving {self.model.uri}"
 
     # ---- lifecycle ------------------------------------------------------------------

@@ -8,13 +8,17 @@
   const KEY = "artpulse.apiKey";
   let timer = null;
 
-  (function takeKeyFromFragment() {
+  function takeKeyFromFragment() {
     const m = /(?:^#|&)key=([^&]+)/.exec(window.location.hash);
     if (m) {
       sessionStorage.setItem(KEY, decodeURIComponent(m[1]));
       history.replaceState(null, "", window.location.pathname);
+      return true;
     }
-  })();
+    return false;
+  }
+  takeKeyFromFragment();
+  window.addEventListener("hashchange", () => { if (takeKeyFromFragment()) start(); });
 
   function headers() {
     const key = sessionStorage.getItem(KEY);

@@ -210,3 +210,95 @@ def make_image(path: Path, fmt: str, size: tuple[int, int] = (96, 80), seed: int
     noisy = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
     Image.fromarray(noisy, "RGB").save(path, format=fmt)
     return path
+
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1000",
+)
+
+
+class Browser:
+    """Headless Debian chromium driven through chromedriver's W3C WebDriver HTTP API."""
+
+    def __init__(self, work: Path) -> None:
+        import httpx
+
+        self.work = work
+        self.port = free_port()
+        self.proc = spawn(["chromedriver", f"--port={self.port}"], work / "chromedriver.log")
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+        wait_for(lambda: self.http.get("/status").json()["value"]["ready"], 30, "chromedriver", interval=0.1)
+        caps = {
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": "/usr/bin/chromium",
+                        "args": [*CHROMIUM_FLAGS, f"--user-data-dir={work / 'profile'}"],
+                    },
+                }
+            }
+        }
+        session = self.http.post("/session", json=caps).json()["value"]
+        if "sessionId" not in session:
+            self.close()
+            raise AssertionError(f"chromium did not start: {session}")
+        self.session = f"/session/{session['sessionId']}"
+
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        response = self.http.request(method, self.session + path, json=payload)
+        value = response.json()["value"]
+        if response.status_code >= 400:
+            raise AssertionError(f"webdriver {method} {path}: {value}")
+        return value
+
+    def get(self, url: str) -> None:
+        self._call("POST", "/url", {"url": url})
+
+    def find(self, css: str) -> str:
+        element = self._call("POST", "/element", {"using": "css selector", "value": css})
+        return str(next(iter(element.values())))
+
+    def click(self, css: str) -> None:
+        self._call("POST", f"/element/{self.find(css)}/click", {})
+
+    def type(self, css: str, text: str) -> None:
+        self._call("POST", f"/element/{self.find(css)}/value", {"text": text})
+
+    def text(self, css: str) -> str:
+        return str(self._call("GET", f"/element/{self.find(css)}/text"))
+
+    def script(self, source: str) -> Any:
+        return self._call("POST", "/execute/sync", {"script": source, "args": []})
+
+    def wait_text(self, css: str, predicate: Callable[[str], bool], what: str, timeout: float = 30) -> str:
+        def check() -> str | None:
+            try:
+                value = self.text(css)
+            except AssertionError:
+                return None
+            return value if predicate(value) else None
+
+        return str(wait_for(check, timeout, what, interval=0.1))
+
+    def screenshot(self, path: Path) -> Path:
+        import base64
+
+        path.write_bytes(base64.b64decode(self._call("GET", "/screenshot")))
+        return path
+
+    def close(self) -> None:
+        try:
+            if hasattr(self, "session"):
+                self.http.delete(self.session)
+        finally:
+            self.http.close()
+            stop(self.proc)

@@ -795,3 +795,24 @@ def test_no_generated_upload_gets_a_5xx(client: TestClient, data: bytes, content
             "/predict-image", content=payload, headers=KEY | {"Content-Type": content_type}
         )
         assert 400 <= response.status_code < 500, response.text
+
+
+def test_a_shadow_model_that_fails_to_load_never_makes_the_pod_unready(models: RegisteredModels, tmp_path: Path) -> None:
+    settings = make_settings(models, tmp_path, shadow_model_uri=models.uri("31337"))
+    with running(settings) as c:
+        shadow = wait_for(
+            lambda: (s := c.get("/ops/summary", headers=KEY).json()["shadow"])["load_error"] and s, 60, "shadow load error"
+        )
+        assert shadow["enabled"] is False
+        assert "31337" in shadow["load_error"]
+        assert c.get("/ready").status_code == 200
+        assert c.post("/predict", json={"rows": [feature_row()]}, headers=KEY).status_code == 200
+        assert "artpulse_shadow_agreement_ratio{" not in c.get("/metrics").text
+
+
+def test_openapi_documents_the_endpoints(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    for path in ("/predict", "/predict-image", "/metadata", "/ops/summary", "/reload-model", "/demo/token", "/demo/status", "/demo/predict", "/health", "/ready"):
+        assert path in schema["paths"], path
+    body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(body["example"]["rows"][0]) == set(FEATURE_NAMES)

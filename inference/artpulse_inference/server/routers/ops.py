@@ -119,7 +119,11 @@ async def ops_summary(state: State, caller: OpsCaller) -> Response:
             "inference_p95_ms": state.inference_p95_ms(),
             "batching": {"model_calls": state.batcher.batches, "rows": state.batcher.rows},
             "drift": state.drift.summary(),
-            "shadow": state.shadow.summary(),
+            "shadow": state.shadow.summary()
+            | {
+                "configured_uri": settings.shadow_model_uri or None,
+                "load_error": state.shadow_load_error,
+            },
             "last_reload": None
             if last is None
             else {
