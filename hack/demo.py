@@ -74,6 +74,8 @@ spec:
     env:
       - {{name: ENVIRONMENT, value: development}}
       - {{name: ARTPULSE_ALLOW_FAULT_INJECTION, value: "true"}}
+      # The drift gate needs a score: at 10 % of 20 rps the default 100 rows take too long.
+      - {{name: DRIFT_MIN_SAMPLES, value: "20"}}
   strategy:
     type: Canary
     canary:
@@ -92,6 +94,7 @@ spec:
     failureLimit: 2
     minRequests: 10
     onInconclusive: Hold
+    inconclusiveLimit: 20
     prometheus: {{address: {prometheus}}}
     gates:
       p95LatencyMs: 250
@@ -121,6 +124,7 @@ class Sample:
     stable: str | None
     candidate: str | None
     step: int | None
+    step_started_at: str | None
     verdict: str | None
     p95_ms: dict[str, float]  # by track, from Prometheus
     analysis: dict[str, Any]
@@ -266,6 +270,23 @@ class Story:
         )
         return str(created.version)
 
+    def copy_version(
+        self, from_model: str, version: str, tags: Mapping[str, str] | None = None
+    ) -> str:
+        """Register another model's version (same artifacts and run) as a new version of ours."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.mlflow()
+        source = client.get_model_version(from_model, version)
+        try:
+            client.get_registered_model(self.model)
+        except MlflowException:
+            client.create_registered_model(self.model)
+        created = client.create_model_version(
+            self.model, source.source, run_id=source.run_id, tags=dict(tags or {})
+        )
+        return str(created.version)
+
     def feature_rows(self, n: int = 24) -> list[dict[str, float]]:
         """Rows computed from demo images with the serving features (so drift stays low)."""
         from artpulse_inference.core.features import features_from_path
@@ -286,6 +307,18 @@ class Story:
             tracking_uri=self.tracking_uri,
             prometheus=self.prometheus_url,
         )
+
+    def render(self, template: str) -> str:
+        """A resource template (tests/data/e2e/*.yaml) with this story's names and URLs."""
+        for key, value in {
+            "@NAME@": self.name,
+            "@NAMESPACE@": self.namespace,
+            "@MODEL@": self.model,
+            "@TRACKING_URI@": self.tracking_uri,
+            "@PROMETHEUS@": self.prometheus_url,
+        }.items():
+            template = template.replace(key, value)
+        return template
 
     def apply(self, manifest: str) -> None:
         if self.kubectl("get", "namespace", self.namespace, check=False).strip() == "":
@@ -403,6 +436,7 @@ class Story:
             stable=(status.get("stable") or {}).get("version"),
             candidate=(status.get("candidate") or {}).get("version"),
             step=status.get("currentStep"),
+            step_started_at=status.get("stepStartedAt"),
             verdict=analysis.get("verdict"),
             p95_ms=self.p95_by_track(),
             analysis=analysis,

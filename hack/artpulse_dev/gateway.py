@@ -363,6 +363,7 @@ class NginxGateway:
     state_dir: Path
     port: int = 0
     reload_timeout: float = 15.0
+    drain_timeout: float = 3.0
     routes: list[Route] = field(default_factory=list)
     reloads: int = 0
     _proc: subprocess.Popen[bytes] | None = None
@@ -442,45 +443,59 @@ class NginxGateway:
         with urllib.request.urlopen(f"{self.url}/_artpulse/gateway", timeout=2) as response:
             return str(response.read().decode().strip())
 
+    def _workers(self) -> set[int]:
+        """The nginx worker processes (children of the master) running now."""
+        if self._proc is None:
+            return set()
+        master = str(self._proc.pid)
+        workers = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if fields[1] == master and fields[0] != "Z":
+                    workers.add(int(stat.parent.name))
+        return workers
+
     def apply(self, routes: Sequence[Route]) -> bool:
-        """Render `routes`; when the text changed, test it, reload nginx and wait until it is live."""
+        """Render `routes`; when the text changed, test it, reload nginx and wait until it is live.
+
+        Live means: a new connection is answered with the new configuration's version,
+        and the workers of the old configuration have exited (they stop accepting at
+        once, then finish their requests; after `drain_timeout` we stop waiting for
+        slow ones). Only then `self.routes` shows the new routes.
+        """
         text = self._render(routes)
-        self.routes = list(routes)
         if text == self._config:
+            self.routes = list(routes)
             return False
         candidate = self.state_dir / "nginx.conf.new"
         self._check(text, candidate)
         candidate.replace(self.conf_path)
+        old_workers = self._workers()
         subprocess.run(
-            [
-                self._nginx,
-                "-s",
-                "reload",
-                "-p",
-                str(self.state_dir),
-                "-c",
-                str(self.conf_path),
-                "-e",
-                str(self.error_log),
-            ],
+            [self._nginx, "-s", "reload", "-p", str(self.state_dir), "-c", str(self.conf_path), "-e", str(self.error_log)],
             check=True,
             capture_output=True,
-        )
+        )  # fmt: skip
         self._config = text
         self.reloads += 1
         version = config_version(text)
         deadline = time.monotonic() + self.reload_timeout
-        while time.monotonic() < deadline:
+        while True:
             with contextlib.suppress(OSError):
                 if self._served_version() == version:
-                    (self.state_dir / "routes.json").write_text(
-                        json.dumps(self.describe(), indent=1)
-                    )
-                    return True
+                    break
+            if time.monotonic() > deadline:
+                raise GatewayError(
+                    f"nginx did not serve configuration {version} within {self.reload_timeout}s"
+                )
             time.sleep(0.02)
-        raise GatewayError(
-            f"nginx did not serve configuration {version} within {self.reload_timeout}s"
-        )
+        drained = time.monotonic() + self.drain_timeout
+        while old_workers & self._workers() and time.monotonic() < drained:
+            time.sleep(0.02)
+        self.routes = list(routes)
+        (self.state_dir / "routes.json").write_text(json.dumps(self.describe(), indent=1))
+        return True
 
     def sync(
         self,

@@ -57,6 +57,8 @@ DEFAULT_STATE_DIR = Path(
     os.environ.get("ARTPULSE_CLUSTER_DIR", REPO_ROOT / ".artpulse" / "cluster")
 )
 RBAC_MANIFEST = REPO_ROOT / "manifests" / "base" / "rbac.yaml"
+# The recording rules and alerts the cluster's Prometheus loads, so they work locally too.
+PROMETHEUS_RULES = REPO_ROOT / "observability" / "prometheus" / "rules"
 VENV_BIN = Path(sys.executable).parent
 # How the operator runs (operator/README.md): the real `kopf run` on the handlers module.
 OPERATOR_MODULE = "artpulse_operator.handlers"
@@ -81,7 +83,9 @@ class LocalCluster:
     namespaces: set[str] | None = None
     operator_env: Mapping[str, str] = field(default_factory=dict)
     with_operator: bool = True
-    prometheus_rule_files: list[Path] = field(default_factory=list)
+    prometheus_rule_files: list[Path] = field(
+        default_factory=lambda: sorted(PROMETHEUS_RULES.glob("*.yml"))
+    )
     mlflow: MlflowServer | None = None
     prometheus: Prometheus | None = None
     gateway: NginxGateway | None = None

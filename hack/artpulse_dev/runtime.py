@@ -172,16 +172,23 @@ def expand_references(value: str, env: Mapping[str, str]) -> str:
 def target_labels(
     namespace: str, pod: str, deployment: str, labels: Mapping[str, str]
 ) -> dict[str, str]:
-    """Prometheus target labels for one pod, as Kubernetes service discovery relabels them.
+    """Prometheus target labels for one pod, the names the shipped cluster config relabels to.
 
-    `namespace` is the one the gate queries select on (the server does not export it).
-    `model`, `track` and `version` are left to the server's own metrics: a target label
-    of the same name would overwrite theirs (for example the candidate version on the
-    stable pods' shadow metrics). The pod labels travel with a `pod_label_` prefix.
+    manifests/base/prometheus.yml turns Kubernetes discovery into `namespace`, `pod`,
+    `artpulse_model` (app.kubernetes.io/instance), `artpulse_track` and
+    `artpulse_model_version`; the same names here keep the rules and dashboards working
+    locally. `namespace` is the one the gate queries select on (the server does not
+    export it). `model`, `track` and `version` are left to the server's own metrics: a
+    target label of the same name would overwrite theirs.
     """
     result = {"namespace": namespace, "pod": pod, "deployment": deployment}
-    for key, value in labels.items():
-        result["pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)] = value
+    for label, target in (
+        ("app.kubernetes.io/instance", "artpulse_model"),
+        ("artpulse.io/track", "artpulse_track"),
+        ("artpulse.io/model-version", "artpulse_model_version"),
+    ):
+        if label in labels:
+            result[target] = labels[label]
     return result
 
 

@@ -210,8 +210,10 @@ def test_runtime_runs_pods_with_their_environment_and_writes_status(cluster: Clu
     targets = json.loads((cluster.runtime.file_sd_dir / "runtime.json").read_text())  # type: ignore[operator]
     mine = [t for t in targets if t["labels"]["namespace"] == cluster.namespace]
     assert sorted(int(t["targets"][0].rsplit(":", 1)[1]) for t in mine) == sorted(ports)
-    assert all(t["labels"]["pod_label_artpulse_io_track"] == "stable" for t in mine)
-    assert all(t["labels"]["pod_label_artpulse_io_model_version"] == "1" for t in mine)
+    # The names the shipped Prometheus config relabels Kubernetes discovery to.
+    assert all(t["labels"]["artpulse_track"] == "stable" for t in mine)
+    assert all(t["labels"]["artpulse_model_version"] == "1" for t in mine)
+    assert all(t["labels"]["artpulse_model"] == "demo" for t in mine)
     assert not any("track" in t["labels"] or "version" in t["labels"] for t in mine)
 
 
