@@ -171,6 +171,12 @@ def test_overlays_differ_in_hostnames_and_reference_secrets(control_plane: Contr
         mlflow = find(docs, "Deployment", "mlflow")["spec"]["template"]["spec"]["containers"][0]
         allowed = {e["name"]: e.get("value") for e in mlflow["env"]}["MLFLOW_SERVER_ALLOWED_HOSTS"]
         assert rule["host"] in allowed.split(",")
+        gateway = find(docs, "Gateway", "artpulse-gateway")
+        (listener,) = gateway["spec"]["listeners"]
+        hosts[f"{overlay}-api"] = listener["hostname"]
+        assert listener["tls"]["certificateRefs"] == [
+            {"kind": "Secret", "name": f"artpulse-{overlay}-api-tls"}
+        ]
         for deployment in (d for d in docs if d["kind"] == "Deployment"):
             for container in deployment["spec"]["template"]["spec"]["containers"]:
                 image = container["image"]
@@ -178,3 +184,4 @@ def test_overlays_differ_in_hostnames_and_reference_secrets(control_plane: Contr
                     image
                 )
     assert hosts["staging"] != hosts["production"]
+    assert hosts["staging-api"] != hosts["production-api"]
