@@ -57,3 +57,14 @@ def test_podmonitors_select_the_pods_the_operator_renders() -> None:
     assert pod_labels["app.kubernetes.io/name"] == "artpulse-operator"
     ports = {p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}
     assert operator["podMetricsEndpoints"][0]["port"] in ports
+
+
+def test_prometheusrule_is_the_rule_files_verbatim() -> None:
+    (rule,) = load_all(REPO / "manifests/monitoring/podmonitor/prometheusrule.yaml")
+    assert rule["kind"] == "PrometheusRule"
+    groups = []
+    for name in ("artpulse-recording.rules.yml", "artpulse-alerts.rules.yml"):
+        groups += yaml.safe_load((REPO / "observability/prometheus/rules" / name).read_text())[
+            "groups"
+        ]
+    assert rule["spec"]["groups"] == groups, "regenerate prometheusrule.yaml from the rule files"
