@@ -169,6 +169,8 @@ def test_overlays_differ_in_hostnames_and_reference_secrets(control_plane: Contr
         assert ingress["spec"]["tls"][0]["secretName"] == f"artpulse-{overlay}-tls"
         assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-secret"]
         mlflow = find(docs, "Deployment", "mlflow")["spec"]["template"]["spec"]["containers"][0]
+        names = [e["name"] for e in mlflow["env"]]
+        assert len(names) == len(set(names)), f"{overlay}: an env var twice: {names}"
         allowed = {e["name"]: e.get("value") for e in mlflow["env"]}["MLFLOW_SERVER_ALLOWED_HOSTS"]
         assert rule["host"] in allowed.split(",")
         gateway = find(docs, "Gateway", "artpulse-gateway")
