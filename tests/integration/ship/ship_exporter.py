@@ -109,7 +109,7 @@ def main() -> None:
     port, state_path = int(sys.argv[1]), Path(sys.argv[2])
     registry = CollectorRegistry()
     state = State(state_path)
-    registry.register(StateCollector(state))  # type: ignore[arg-type]
+    registry.register(StateCollector(state))
     requests = Counter(
         "artpulse_http_requests_total",
         "HTTP requests",

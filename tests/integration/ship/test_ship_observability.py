@@ -131,7 +131,7 @@ class ShippedConfigPrometheus(Prometheus):
     sd_dir: Path
 
     def config(self) -> dict[str, Any]:
-        cfg = yaml.safe_load((REPO / "manifests/base/prometheus.yml").read_text())
+        cfg: dict[str, Any] = yaml.safe_load((REPO / "manifests/base/prometheus.yml").read_text())
         cfg["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
         cfg["rule_files"] = [str(p) for p in self.rule_files]
         jobs = []

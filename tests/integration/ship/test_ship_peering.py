@@ -96,16 +96,14 @@ def test_one_replica_is_active_and_the_standby_takes_over(
             {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": peering}}
         ),
     )
+
     # A CRD's watch cache answers 429 for a moment after it is established; start the replicas
     # once both resources they watch can be listed.
+    def served(resource: str) -> bool:
+        return control_plane.kubectl("get", resource, "-n", namespace, check=False).returncode == 0
+
     for resource in ("kopfpeerings.kopf.dev", "artpulsemodels.artpulse.io"):
-        wait_for(
-            f"{resource} to be served",
-            lambda r=resource: (
-                control_plane.kubectl("get", r, "-n", namespace, check=False).returncode == 0
-            ),
-            60,
-        )
+        wait_for(f"{resource} to be served", lambda r=resource: served(r), 60)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("ARTPULSE_")}
     replicas: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:

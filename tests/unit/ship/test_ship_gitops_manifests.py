@@ -7,13 +7,14 @@ not match the pods, a job label the alerts do not expect.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def load_all(path: Path) -> list[dict]:
+def load_all(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
