@@ -74,3 +74,18 @@ def test_kind_config_and_script_agree() -> None:
     for path in ("Dockerfile.operator", "Dockerfile.inference", "manifests/crds", "manifests/base"):
         assert path in text
         assert (REPO / path).exists()
+
+
+def test_images_kind_loads_are_the_ones_the_base_runs() -> None:
+    """kind.sh tags the images with the pyproject version; the base must ask for exactly those."""
+    import tomllib
+
+    import yaml
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    images = set()
+    for name in ("operator.yaml", "mlflow.yaml"):
+        for doc in yaml.safe_load_all((REPO / "manifests/base" / name).read_text()):
+            if doc and doc["kind"] == "Deployment":
+                images |= {c["image"] for c in doc["spec"]["template"]["spec"]["containers"]}
+    assert images == {f"artpulse-operator:{version}", f"artpulse-inference:{version}"}
