@@ -147,8 +147,11 @@ def test_one_replica_is_active_and_the_standby_takes_over(
         )
 
         def active_replicas() -> list[int]:
-            # Kopf starts every replica paused; the one with the highest priority resumes.
-            return [i for i, t in enumerate(logs()) if last_peering_state(t) == RESUMED]
+            # Kopf starts every replica paused; the one with the highest priority resumes. A
+            # replica that starts before it sees its peer resumes for a moment, then pauses:
+            # wait until exactly one is left active.
+            active = [i for i, t in enumerate(logs()) if last_peering_state(t) == RESUMED]
+            return active if len(active) == 1 else []
 
         (active,) = wait_for("one replica to become active", active_replicas, 60)
         standby = 1 - active
