@@ -1,0 +1,315 @@
+"""Progressive delivery end to end with real parts: API server, MLflow, Prometheus, operator.
+
+The operator runs as a process (``python -m artpulse_operator``) under the shipped RBAC; the
+candidate's metrics come from a small real exporter (``rollout_exporter``) scraped by a real
+Prometheus, with latency and error rate set per track and version. Shows: a good candidate
+is promoted and the champion alias moves in MLflow; a slow one and an erroring one are rolled
+back and tagged; no traffic is Inconclusive and never promotes; Prometheus stopped mid-rollout
+never promotes; an operator killed mid-rollout and restarted finishes once.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+from rollout_exporter import Behaviour, Exporter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
+from operator_process import (
+    Kube,
+    OperatorProcess,
+    apply_rbac,
+    condition,
+    env_of,
+    model_resource,
+    register_model,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+NS_PREFIX = "roll-"
+FAST = Behaviour(latency_s=0.02, error_fraction=0.0, rps=60)
+SLOW = Behaviour(latency_s=0.2, error_fraction=0.0, rps=60)
+ERRORING = Behaviour(latency_s=0.02, error_fraction=0.3, rps=60)
+
+
+def start_operator(
+    control_plane: Any, mlflow_server: Any, log: Path, prefix: str
+) -> OperatorProcess:
+    return OperatorProcess(
+        control_plane,
+        log,
+        env={
+            "ARTPULSE_MLFLOW_TRACKING_URI": mlflow_server.tracking_uri,
+            "ARTPULSE_NAMESPACES": f"{prefix}*",
+            "ARTPULSE_REGISTRY_TIMEOUT_S": "3",
+            "ARTPULSE_METRICS_TIMEOUT_S": "2",
+        },
+    ).start()
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: Any, mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    apply_rbac(control_plane)
+    proc = start_operator(
+        control_plane, mlflow_server, tmp_path_factory.mktemp("op") / "operator.log", NS_PREFIX
+    )
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        print(proc.log_tail())
+
+
+class Setup:
+    """One namespace, one registered model (v1 champion, v2 registered), exporter, Prometheus."""
+
+    def __init__(
+        self, control_plane: Any, mlflow_server: Any, prometheus_factory: Any, prefix: str
+    ) -> None:
+        self.ns = f"{prefix}{uuid.uuid4().hex[:6]}"
+        control_plane.kubectl("create", "namespace", self.ns)
+        self.kube = Kube(control_plane, self.ns)
+        self.mlflow = MlflowClient(tracking_uri=mlflow_server.tracking_uri)
+        self.model = register_model(mlflow_server.tracking_uri, 2, {"champion": "1"})
+        self.exporter = Exporter(self.model)
+        self.exporter.set("stable", "1", FAST)
+        self.prometheus = prometheus_factory(
+            targets=[self.exporter.target], extra_labels={"namespace": self.ns}
+        )
+
+    def create(self, steps: list[dict[str, Any]], **analysis: Any) -> None:
+        spec_analysis = {
+            "interval": "5s",
+            "window": "10s",
+            "failureLimit": 2,
+            "minRequests": 20,
+            "prometheus": {"address": self.prometheus.url},
+            "gates": {"p95LatencyMs": 90, "maxErrorRate": 0.05},
+            **analysis,
+        }
+        self.kube.apply(
+            model_resource(
+                "art",
+                self.model,
+                strategy={"type": "Canary", "canary": {"steps": steps}},
+                analysis=spec_analysis,
+            )
+        )
+        wait_for(
+            lambda: self.status().get("phase") == "Stable",
+            "phase Stable (champion served)",
+            timeout=60,
+        )
+
+    def start_rollout(self) -> None:
+        self.mlflow.set_registered_model_alias(self.model, "challenger", "2")
+        wait_for(
+            lambda: self.status().get("phase") == "Progressing", "the rollout to start", timeout=60
+        )
+
+    def status(self) -> dict[str, Any]:
+        return dict((self.kube.get("apm", "art") or {}).get("status") or {})
+
+    def champion(self) -> str:
+        return str(self.mlflow.get_model_version_by_alias(self.model, "champion").version)
+
+    def tags(self, version: str) -> dict[str, str]:
+        return dict(self.mlflow.get_model_version(self.model, version).tags)
+
+    def replicas(self, track: str) -> int:
+        dep = self.kube.get("deployment", f"art-{track}")
+        assert dep is not None
+        return int(dep["spec"]["replicas"])
+
+    def events(self, reason: str) -> list[dict[str, Any]]:
+        return [e for e in self.kube.events("art") if e.get("reason") == reason]
+
+    def close(self) -> None:
+        self.exporter.stop()
+
+
+@pytest.fixture
+def setup(
+    control_plane: Any, mlflow_server: Any, prometheus_factory: Any, operator: OperatorProcess
+) -> Iterator[Setup]:
+    s = Setup(control_plane, mlflow_server, prometheus_factory, NS_PREFIX)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def test_good_candidate_is_promoted_and_champion_moves(setup: Setup) -> None:
+    setup.create([{"weight": 50}, {"weight": 100}])
+    setup.exporter.set("canary", "2", FAST)
+    setup.start_rollout()
+    assert setup.status()["candidate"]["version"] == "2"
+    wait_for(lambda: setup.replicas("canary") > 0, "canary pods asked for")
+
+    final = wait_for(
+        lambda: (
+            (s := setup.status()).get("phase") == "Stable" and s["stable"]["version"] == "2" and s
+        ),
+        "promotion of version 2",
+        timeout=120,
+    )
+    assert setup.champion() == "2"
+    tags = setup.tags("2")
+    assert tags["artpulse.rollout.result"] == "promoted"
+    assert {"artpulse.rollout.started_at", "artpulse.rollout.finished_at"} <= tags.keys()
+    assert float(tags["artpulse.rollout.gate.p95_latency_ms"]) < 90
+    assert final["lastRollout"]["result"] == "Promoted"
+    assert [h["version"] for h in final["history"]] == ["2"]
+    assert final["canaryWeight"] == 0
+    assert final["analysis"]["verdict"] == "Pass"
+    stable = setup.kube.get("deployment", "art-stable")
+    assert stable is not None
+    assert env_of(stable)["MODEL_URI"] == f"models:/{setup.model}/2"
+    wait_for(lambda: setup.replicas("canary") == 0, "canary scaled to zero")
+    wait_for(lambda: setup.events("Promoted"), "a Promoted event")
+    assert wait_for(lambda: setup.events("StepAdvanced"), "a StepAdvanced event")
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "gate"),
+    [(SLOW, "p95LatencyMs"), (ERRORING, "maxErrorRate")],
+    ids=["slow", "erroring"],
+)
+def test_bad_candidate_is_rolled_back_and_tagged(
+    setup: Setup, behaviour: Behaviour, gate: str
+) -> None:
+    setup.create([{"weight": 50}, {"weight": 100}])
+    setup.exporter.set("canary", "2", behaviour)
+    setup.start_rollout()
+
+    final = wait_for(
+        lambda: (s := setup.status()).get("phase") == "RolledBack" and s, "rollback", timeout=120
+    )
+    assert final["canaryWeight"] == 0
+    assert final["stable"]["version"] == "1"
+    assert final["failedVersions"] == ["2"]
+    assert final["lastRollout"]["result"] == "RolledBack"
+    assert gate in final["analysis"]["failedGates"]
+    assert setup.replicas("canary") == 0
+    assert setup.champion() == "1"
+    tags = wait_for(
+        lambda: (t := setup.tags("2")).get("artpulse.rollout.result") and t, "rollback tags"
+    )
+    assert tags["artpulse.rollout.result"] == "rolled_back"
+    assert gate in tags["artpulse.rollout.reason"] or gate in tags["artpulse.rollout.failed_gates"]
+    (event,) = wait_for(lambda: setup.events("RolledBack"), "a RolledBack event")
+    assert gate in event["message"]
+    assert event["type"] == "Warning"
+    # The failed version is not tried again while the candidate alias stays on it.
+    body = setup.kube.get("apm", "art")
+    assert body is not None
+    generation_seen = body["status"]["observedGeneration"]
+    wait_for(
+        lambda: setup.status().get("analysis", {}).get("lastCheckTime") is not None,
+        "status readable",
+    )
+    assert setup.status()["phase"] == "RolledBack"
+    assert setup.status()["observedGeneration"] == generation_seen
+
+
+def test_no_traffic_is_inconclusive_and_never_promotes(setup: Setup) -> None:
+    setup.create([{"weight": 100}], inconclusiveLimit=50)
+    setup.start_rollout()  # nothing serves version 2: no requests in the window
+    status = wait_for(
+        lambda: (s := setup.status()).get("analysis", {}).get("inconclusiveChecks", 0) >= 3 and s,
+        "three inconclusive checks",
+        timeout=120,
+    )
+    assert status["phase"] == "Progressing"
+    assert status["analysis"]["verdict"] == "Inconclusive"
+    assert status["analysis"]["failedChecks"] == 0
+    assert setup.champion() == "1"
+    assert "artpulse.rollout.result" not in setup.tags("2")
+
+
+def test_prometheus_stopped_mid_rollout_never_promotes(setup: Setup) -> None:
+    setup.create([{"weight": 50}, {"weight": 100}], failureLimit=2, inconclusiveLimit=50)
+    setup.start_rollout()  # no canary traffic yet: the rollout holds on Inconclusive
+    wait_for(
+        lambda: setup.status().get("analysis", {}).get("verdict") == "Inconclusive",
+        "a first (inconclusive) check",
+        timeout=60,
+    )
+    setup.prometheus.stop()
+    setup.exporter.set("canary", "2", FAST)  # good traffic now, but nobody can see it
+    status = wait_for(
+        lambda: (s := setup.status()).get("analysis", {}).get("verdict") == "Error" and s,
+        "an Error verdict",
+        timeout=60,
+    )
+    metrics = condition({"status": status}, "MetricsReachable")
+    assert metrics is not None
+    assert metrics["status"] == "False"
+    final = wait_for(
+        lambda: (s := setup.status()).get("phase") not in ("Progressing",) and s,
+        "the error budget to run out",
+        timeout=120,
+    )
+    assert final["phase"] == "RolledBack"
+    assert "metrics errors in a row" in final["lastRollout"]["reason"]
+    assert setup.champion() == "1"
+
+
+def test_operator_restarted_mid_rollout_finishes_once(
+    control_plane: Any,
+    mlflow_server: Any,
+    prometheus_factory: Any,
+    tmp_path: Path,
+    operator: OperatorProcess,
+) -> None:
+    prefix = "rrst-"
+    first = start_operator(control_plane, mlflow_server, tmp_path / "first.log", prefix)
+    s = Setup(control_plane, mlflow_server, prometheus_factory, prefix)
+    second: OperatorProcess | None = None
+    try:
+        s.exporter.set("canary", "2", FAST)
+        s.create([{"weight": 20, "pause": "15s"}, {"weight": 60}, {"weight": 100}])
+        s.start_rollout()
+        wait_for(
+            lambda: s.status().get("analysis", {}).get("lastCheckTime") is not None,
+            "a first check in step 1",
+            timeout=60,
+        )
+        before = s.status()
+        assert before["currentStep"] == 0
+        first.stop()
+
+        second = start_operator(control_plane, mlflow_server, tmp_path / "second.log", prefix)
+        final = wait_for(
+            lambda: (
+                (st := s.status()).get("phase") == "Stable"
+                and st["stable"]["version"] == "2"
+                and st
+            ),
+            "promotion after the restart",
+            timeout=180,
+        )
+        assert s.champion() == "2"
+        assert [h["version"] for h in final["history"]] == ["2"]
+        assert final["lastRollout"]["startedAt"] == before["rolloutStartedAt"]
+        promoted = wait_for(lambda: s.events("Promoted"), "the Promoted event")
+        assert sum(int(e.get("count") or 1) for e in promoted) == 1
+        advanced = wait_for(lambda: s.events("StepAdvanced"), "StepAdvanced events")
+        # two advances (step 1 -> 2 -> 3), each exactly once across both operators
+        assert sum(int(e.get("count") or 1) for e in advanced) == 2
+        assert len({e["message"] for e in advanced}) == 2
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        s.close()
