@@ -31,6 +31,13 @@ PLURAL = "artpulsemodels"
 OWNED = {LABEL_MANAGED_BY: MANAGED_BY}
 
 
+class _QuietOwnedEvents(logging.Filter):
+    """Kopf logs every handled event; for owned objects that is one line per status change."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "'owned_changed' succeeded" not in record.getMessage()
+
+
 def _runtime(memo: Any) -> Runtime:
     runtime: Runtime = memo["runtime"]
     return runtime
@@ -62,6 +69,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.reporting_component = MANAGED_BY
     logging.getLogger().setLevel(cfg.log_level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    logging.getLogger("kopf.objects").addFilter(_QuietOwnedEvents())
 
     runtime = build_runtime(cfg)
     if cfg.health_port:

@@ -9,12 +9,14 @@ registry outage that changes nothing, a missing route kind reported as Degraded.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 from operator_process import (
     Kube,
@@ -29,6 +31,7 @@ from operator_process import (
 
 pytestmark = pytest.mark.integration
 
+REPO = Path(__file__).resolve().parents[3]
 NS_PREFIX = "opint-"
 OWNED = "app.kubernetes.io/managed-by=artpulse-operator"
 
@@ -489,6 +492,70 @@ def test_missing_route_kind_is_degraded_not_an_error_loop(
         lambda: (c := condition(kube.get("apm", "gw"), "Degraded")) and c["status"] == "False",
         "Degraded=False",
     )
+
+
+def test_spec_the_engine_refuses_is_failed_not_retried(
+    kube: Kube, mlflow_server: Any, control_plane: Any
+) -> None:
+    """A resource stored under a looser (older) CRD: phase Failed and why; the cluster is left
+    as it was; fixing the spec recovers. The CRD is restored afterwards."""
+    _create_stable(kube, mlflow_server)
+    before = _owned_versions(kube, "art")
+    crd = yaml.safe_load((REPO / "crds" / "artpulsemodel.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    steps = schema["properties"]["spec"]["properties"]["strategy"]["properties"]["canary"][
+        "properties"
+    ]["steps"]
+    del steps["x-kubernetes-validations"]
+    descending = {
+        "spec": {
+            "strategy": {"canary": {"steps": [{"weight": 50}, {"weight": 10}, {"weight": 100}]}}
+        }
+    }
+    control_plane.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(crd)
+    )
+    try:
+        wait_for(
+            lambda: (
+                kube.cp.kubectl(
+                    "patch",
+                    "apm",
+                    "art",
+                    "-n",
+                    kube.ns,
+                    "--type=merge",
+                    "-p",
+                    json.dumps(descending),
+                    check=False,
+                ).returncode
+                == 0
+            ),
+            "the looser CRD to accept descending steps",
+        )
+    finally:
+        control_plane.apply_crds()
+    body = wait_for(
+        lambda: (b := kube.get("apm", "art")) and b["status"]["phase"] == "Failed" and b,
+        "phase Failed",
+    )
+    ready = condition(body, "Ready")
+    assert ready is not None
+    assert ready["status"] == "False"
+    assert ready["reason"] == "InvalidSpec"
+    assert "spec.strategy.canary.steps[1].weight" in ready["message"]
+    assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+    wait_for(
+        lambda: any(e["reason"] == "InvalidSpec" for e in kube.events("art")),
+        "an InvalidSpec Event",
+    )
+    assert _owned_versions(kube, "art") == before
+    kube.merge(
+        "apm",
+        "art",
+        {"spec": {"strategy": {"canary": {"steps": [{"weight": 10}, {"weight": 100}]}}}},
+    )
+    wait_for(lambda: _phase(kube, "art") == "Stable", "Stable again once the spec is fixed")
 
 
 def test_log_has_no_tracebacks(operator: OperatorProcess) -> None:
