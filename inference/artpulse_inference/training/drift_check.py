@@ -43,7 +43,7 @@ def read_inputs_jsonl(path: Path, feature_names: Sequence[str]) -> npt.NDArray[n
             continue
         try:
             record = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise DriftInputError(f"{path} line {number}: not JSON ({exc.msg})") from exc
         rows.append(_row(record, feature_names, f"{path} line {number}"))
     if not rows:

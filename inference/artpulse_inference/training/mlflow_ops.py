@@ -84,8 +84,10 @@ def check_reachable(uri: str) -> None:
     """One cheap API call, so a wrong URI fails before minutes of feature extraction."""
     from mlflow import MlflowClient
 
-    with mlflow_errors("is unreachable: request", uri):
+    try:
         MlflowClient(uri, uri).search_experiments(max_results=1)
+    except Exception as exc:
+        raise MlflowUnavailableError(f"cannot reach MLflow at {uri}: {short_error(exc)}") from exc
 
 
 def aliases_of(name: str, uri: str) -> dict[str, str]:

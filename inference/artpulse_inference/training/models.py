@@ -14,7 +14,6 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
 
 from artpulse_inference.training.errors import ArtpulseError
 
@@ -36,16 +35,10 @@ def _hgb(seed: int, params: Mapping[str, Any]) -> Pipeline:
     return Pipeline([("clf", HistGradientBoostingClassifier(**options))])
 
 
-def _svm(seed: int, params: Mapping[str, Any]) -> Pipeline:
-    options: dict[str, Any] = {"C": 3.0, "probability": True, "random_state": seed, **params}
-    return Pipeline([("scale", StandardScaler()), ("clf", SVC(**options))])
-
-
 MODELS: dict[str, Builder] = {
     "logreg": _logreg,
     "forest": _forest,
     "hgb": _hgb,
-    "svm": _svm,
 }
 DEFAULT_MODEL = "logreg"
 

@@ -286,6 +286,7 @@ def train_on_features(
                 name="model",
                 signature=infer_signature(example, model.predict(example)),
                 input_example=example,
+                skops_trusted_types=skops_trusted_types(model),
             )
             summary["run_id"] = run.info.run_id
             summary["model_uri"] = info.model_uri
@@ -327,6 +328,22 @@ def train_on_features(
         summary=summary,
         quality=report,
     )
+
+
+def skops_trusted_types(model: Any) -> list[str]:
+    """Types skops must trust to load this model (MLflow saves sklearn models with skops).
+
+    skops refuses anything not on its default list, which includes some of scikit-learn's
+    own internals (the trees of a forest). We trust only scikit-learn and numpy types: the
+    model is ours, and anything else showing up here would be a surprise worth an error.
+    """
+    import skops.io
+
+    untrusted = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    foreign = [t for t in untrusted if not t.startswith(("sklearn.", "numpy."))]
+    if foreign:
+        raise ArtpulseError(f"the model contains types outside scikit-learn/numpy: {foreign}")
+    return untrusted
 
 
 def evaluate(
