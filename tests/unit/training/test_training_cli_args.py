@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from artpulse_inference.cli import build_parser, main
 from artpulse_inference.training.errors import ArtpulseError
 from artpulse_inference.training.mlflow_ops import choose_alias, short_error

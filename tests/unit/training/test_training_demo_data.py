@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from artpulse_inference.core.features import FEATURE_NAMES, decode_image, extract_features_batch
 from artpulse_inference.training.demo_data import STYLES, render_image
 
@@ -30,9 +29,7 @@ def test_styles_differ_in_brightness_and_texture() -> None:
 
 def test_exposure_changes_brightness_only() -> None:
     normal = extract_features_batch([decode_image(render_image("impressionism", 0))])
-    dark = extract_features_batch(
-        [decode_image(render_image("impressionism", 0, exposure=0.6))]
-    )
+    dark = extract_features_batch([decode_image(render_image("impressionism", 0, exposure=0.6))])
     value = FEATURE_NAMES.index("value_mean")
     assert dark[0, value] < normal[0, value] * 0.75
     assert np.isfinite(dark).all()

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-
 from artpulse_inference.core.drift import (
     bin_counts,
     compute_baseline,

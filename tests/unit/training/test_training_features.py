@@ -11,8 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
-
 from artpulse_inference.core.features import (
     FEATURE_NAMES,
     IMAGE_SIZE,
@@ -22,6 +20,7 @@ from artpulse_inference.core.features import (
     extract_features_batch,
     features_matrix_from_bytes,
 )
+from PIL import Image
 
 CASES = yaml.safe_load(
     (Path(__file__).parents[2] / "data" / "training" / "feature_cases.yaml").read_text()

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-
 from artpulse_inference.core.features import FEATURE_NAMES
 from artpulse_inference.core.quality import (
     CheckStatus,
