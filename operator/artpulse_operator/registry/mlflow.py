@@ -27,7 +27,7 @@ from artpulse_operator.engine.observations import ResolvedVersion
 from artpulse_operator.registry.base import RegistryError
 
 # MLflow error codes that mean "no such thing", an answer rather than a failure.
-_NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
+_NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
 
 _env_lock = threading.Lock()
 
@@ -46,11 +46,8 @@ def _error_code(exc: MlflowException) -> str:
 
 
 def _is_not_found(exc: MlflowException) -> bool:
-    code = _error_code(exc)
-    if code in _NOT_FOUND:
-        return True
-    text = str(exc).lower()
-    return "not found" in text or "does not exist" in text
+    # Only MLflow's own error codes: a 404 page from something else is a misconfiguration.
+    return _error_code(exc) in _NOT_FOUND
 
 
 def _brief(exc: BaseException) -> str:
