@@ -8,12 +8,15 @@ RBAC objects, deleting namespaces or the resources it reconciles).
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from operator_process import apply_rbac
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
 
 ALLOWED = [
     ("watch", "artpulsemodels.artpulse.io", "--all-namespaces"),
@@ -30,6 +33,8 @@ ALLOWED = [
     ("create", "events", "-n=ml"),
     ("list", "namespaces", ""),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""),
+    ("patch", "clusterkopfpeerings.kopf.dev/artpulse-operator", ""),
+    ("watch", "clusterkopfpeerings.kopf.dev", ""),
 ]
 DENIED = [
     ("get", "secrets", "-n=kube-system"),
@@ -45,12 +50,19 @@ DENIED = [
     ("update", "artpulsemodels.artpulse.io", "-n=ml"),
     ("delete", "customresourcedefinitions.apiextensions.k8s.io", ""),
     ("patch", "nodes", ""),
+    ("patch", "clusterkopfpeerings.kopf.dev/someone-else", ""),
 ]
 
 
 @pytest.fixture(scope="module")
 def rbac(control_plane: Any) -> Any:
     apply_rbac(control_plane)
+    # Kopf's peering CRDs ship in manifests/crds; can-i only answers for served resources.
+    peering = REPO / "manifests" / "crds" / "kopf-peering-crds.yaml"
+    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(peering))
+    control_plane.kubectl(
+        "wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s"
+    )
     return control_plane
 
 
