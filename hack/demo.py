@@ -74,13 +74,12 @@ spec:
     env:
       - {{name: ENVIRONMENT, value: development}}
       - {{name: ARTPULSE_ALLOW_FAULT_INJECTION, value: "true"}}
-      # The drift gate needs a score: at 10 % of 20 rps the default 100 rows take too long.
-      - {{name: DRIFT_MIN_SAMPLES, value: "20"}}
   strategy:
     type: Canary
     canary:
       steps:
-        - {{weight: 10, pause: 5s}}
+        # 20 % of 20 rps: the canary has the 100 rows its drift score needs in ~25 s.
+        - {{weight: 20, pause: 5s}}
         - {{weight: 50, pause: 5s}}
         - {{weight: 100}}
   trafficRouting:
@@ -216,7 +215,12 @@ class Story:
     def demo_data(self, per_class: int = 60) -> None:
         if not self.dataset_dir.exists():
             self.artpulse(
-                "demo-data", "--out", str(self.dataset_dir), "--per-class", str(per_class)
+                "demo-data",
+                "--out",
+                str(self.dataset_dir),
+                "--per-class",
+                str(per_class),
+                "--no-progress",
             )
 
     def versions(self) -> list[int]:
@@ -227,8 +231,13 @@ class Story:
         """`artpulse train` on the demo images; the new version's number."""
         before = set(self.versions()) if self._model_exists() else set()
         self.artpulse(
-            "train", "--dataset-dir", str(self.dataset_dir), "--model-name", self.model, *extra
-        )
+            "train",
+            "--dataset-dir", str(self.dataset_dir),
+            "--register", self.model,
+            "--artifacts-dir", str(self.workdir / "training-artifacts"),
+            "--no-progress",
+            *extra,
+        )  # fmt: skip
         new = sorted(set(self.versions()) - before)
         if not new:
             raise RuntimeError("`artpulse train` registered no new model version")
@@ -259,12 +268,10 @@ class Story:
 
     def register_faulty_copy(self, of_version: str, latency_ms: int) -> str:
         """A new version with `of_version`'s model and the latency fault tag set at creation."""
-        client = self.mlflow()
-        source = client.get_model_version(self.model, of_version)
-        created = client.create_model_version(
+        # A registered-model source: the server fills in the run (for the baseline artifact).
+        created = self.mlflow().create_model_version(
             self.model,
-            source.source,
-            run_id=source.run_id,
+            f"models:/{self.model}/{of_version}",
             tags={FAULT_LATENCY_TAG: str(latency_ms)},
             description=f"demo: v{of_version} slowed by {latency_ms} ms of injected latency",
         )
@@ -277,25 +284,32 @@ class Story:
         from mlflow.exceptions import MlflowException
 
         client = self.mlflow()
-        source = client.get_model_version(from_model, version)
         try:
             client.get_registered_model(self.model)
         except MlflowException:
             client.create_registered_model(self.model)
+        # A registered-model source: the server fills in the run (for the baseline artifact).
         created = client.create_model_version(
-            self.model, source.source, run_id=source.run_id, tags=dict(tags or {})
+            self.model, f"models:/{from_model}/{version}", tags=dict(tags or {})
         )
         return str(created.version)
 
-    def feature_rows(self, n: int = 24) -> list[dict[str, float]]:
-        """Rows computed from demo images with the serving features (so drift stays low)."""
+    def feature_rows(self, limit: int = 600) -> list[dict[str, float]]:
+        """Rows computed from the demo images with the serving features, shuffled.
+
+        Many distinct rows from the training distribution, so the servers' drift score
+        (PSI of a window of recent inputs) stays low for a good model: a few rows
+        repeated would look like drift.
+        """
+        import random
+
         from artpulse_inference.core.features import features_from_path
 
         images = sorted(
             p for p in self.dataset_dir.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
         )
-        step = max(1, len(images) // n)
-        return [features_from_path(p) for p in images[::step][:n]]
+        random.Random(7).shuffle(images)
+        return [features_from_path(p) for p in images[:limit]]
 
     # -- the resource ------------------------------------------------------------------------
 
@@ -374,8 +388,7 @@ class Story:
     # -- traffic and the live view ------------------------------------------------------------
 
     def start_traffic(self, rps: float = 20.0) -> LoadGenerator:
-        body = json.dumps({"rows": self.feature_rows()}).encode()
-        rows = json.loads(body)["rows"]
+        rows = self.feature_rows()
         counter = iter(range(1 << 62))
 
         def next_body() -> tuple[bytes, Mapping[str, str]]:
@@ -583,7 +596,7 @@ def run_story(story: Story, rps: float) -> dict[str, Any]:
     time.sleep(5)  # a few seconds of baseline traffic for the plot, not a synchronisation
 
     say("3/5 model v2 trained: it becomes the challenger")
-    v2 = story.train()
+    v2 = story.train("--param", "C=2.0")  # another regularisation: a different model
     if story.alias("challenger") != v2:
         story.set_alias("challenger", v2)
     promote_started = now()
