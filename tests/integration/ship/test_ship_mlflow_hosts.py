@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from artpulse_dev._proc import spawn, stop
 from artpulse_dev.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
@@ -78,8 +78,7 @@ def served(
     assert container["command"][0] == "mlflow"
     argv = [str(mlflow), *container["command"][1:], *container.get("args", [])]
     argv += ["--host=127.0.0.1", f"--port={port}", "--workers=1"]
-    log = (tmp / "mlflow.log").open("wb")
-    proc = subprocess.Popen(argv, env=run_env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+    proc = spawn(argv, tmp / "mlflow.log", env=run_env, cwd=tmp)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -93,12 +92,7 @@ def served(
             time.sleep(0.25)
         yield port, env
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc)  # the whole process group: uvicorn's workers too
 
 
 @pytest.mark.parametrize(
