@@ -9,7 +9,7 @@ PYTEST := $(VENV)/bin/pytest
 PYTEST_ARGS ?=
 
 .PHONY: help install kube-bins lint fmt test test-unit test-integration test-e2e \
-        cluster-up cluster-down demo bench lock kind-up kind-e2e kind-down clean
+        cluster-up cluster-down demo bench lock kind-up kind-e2e kind-down monitoring-up monitoring-down clean
 
 help: ## List every command
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,12 +20,14 @@ install: ## Create .venv and install everything (Python deps, prometheus, nginx,
 kube-bins: install ## Build kube-apiserver, etcd, kubectl from Go modules into ~/.cache/artpulse (once)
 	@$(PY) -m artpulse_dev.controlplane build
 
-lint: install ## ruff (lint + format check), mypy, import-linter, hadolint
+lint: install ## ruff (lint + format check), mypy, import-linter, hadolint, promtool
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	@if ls Dockerfile.* >/dev/null 2>&1; then $(VENV)/bin/hadolint Dockerfile.*; fi
+	$(VENV)/bin/hadolint Dockerfile.operator Dockerfile.inference
+	promtool check rules observability/prometheus/rules/*.yml
+	promtool test rules observability/prometheus/tests/*.yml
 
 fmt: install ## Format and autofix with ruff
 	$(VENV)/bin/ruff check --fix .
@@ -69,6 +71,12 @@ kind-e2e: ## (needs Docker) run the e2e scenario against the kind cluster
 
 kind-down: ## (needs Docker) delete the kind cluster
 	@bash hack/kind.sh down
+
+monitoring-up: ## (needs Docker) Prometheus + Grafana with the ArtPulse rules and dashboards
+	docker compose -f observability/compose.yaml up -d
+
+monitoring-down: ## (needs Docker) stop the monitoring stack and drop its data
+	docker compose -f observability/compose.yaml down -v
 
 clean: ## Remove local state (.artpulse/, artifacts/); keeps .venv and the binary cache
 	rm -rf .artpulse artifacts .pytest_cache .mypy_cache .ruff_cache
