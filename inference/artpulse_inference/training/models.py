@@ -8,29 +8,40 @@ though all in 0..1, have very different spreads.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
-
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from typing import TYPE_CHECKING, Any
 
 from artpulse_inference.training.errors import ArtpulseError
 
-Builder = Callable[[int, Mapping[str, Any]], Pipeline]
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+# scikit-learn is imported inside the builders: the CLI lists the model names for --help
+# and argument errors without paying for the import.
+
+Builder = Callable[[int, Mapping[str, Any]], "Pipeline"]
 
 
 def _logreg(seed: int, params: Mapping[str, Any]) -> Pipeline:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     options: dict[str, Any] = {"C": 1.0, "max_iter": 3000, "random_state": seed, **params}
     return Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(**options))])
 
 
 def _forest(seed: int, params: Mapping[str, Any]) -> Pipeline:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
     options: dict[str, Any] = {"n_estimators": 200, "random_state": seed, "n_jobs": 1, **params}
     return Pipeline([("clf", RandomForestClassifier(**options))])
 
 
 def _hgb(seed: int, params: Mapping[str, Any]) -> Pipeline:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+
     options: dict[str, Any] = {"random_state": seed, **params}
     return Pipeline([("clf", HistGradientBoostingClassifier(**options))])
 

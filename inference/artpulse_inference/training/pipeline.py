@@ -287,6 +287,7 @@ def train_on_features(
                 signature=infer_signature(example, model.predict(example)),
                 input_example=example,
                 skops_trusted_types=skops_trusted_types(model),
+                pip_requirements=model_requirements(),
             )
             summary["run_id"] = run.info.run_id
             summary["model_uri"] = info.model_uri
@@ -328,6 +329,20 @@ def train_on_features(
         summary=summary,
         quality=report,
     )
+
+
+def model_requirements() -> list[str]:
+    """The model's pip requirements, pinned to what trained it.
+
+    Given explicitly because MLflow otherwise infers them by loading the model in a
+    subprocess, which costs more than the whole training on a busy machine.
+    """
+    from importlib.metadata import version
+
+    return [
+        f"{package}=={version(package)}"
+        for package in ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "skops")
+    ]
 
 
 def skops_trusted_types(model: Any) -> list[str]:
