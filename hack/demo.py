@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -560,13 +561,16 @@ def plot(story: Story, path: Path) -> Path:
 
 
 def timeline(story: Story) -> Iterator[str]:
+    """The demo's own marks and the resource's Events, in time order."""
     t0 = story.started
-    for t, text in story.marks:
-        yield f"  {t - t0:7.1f}s  {text}"
+    entries = [(t, text) for t, text in story.marks]
     for event in story.events():
-        when = parse_time(event.get("lastTimestamp") or event.get("eventTime"))
-        offset = f"{when - t0:7.1f}s" if when else "      ?"
-        yield f"  {offset}  event {event.get('type')}/{event.get('reason')}: {event.get('message')}"
+        when = parse_time(event.get("lastTimestamp") or event.get("eventTime")) or t0
+        entries.append(
+            (when, f"event {event.get('type')}/{event.get('reason')}: {event.get('message')}")
+        )
+    for t, text in sorted(entries, key=lambda e: e[0]):
+        yield f"  {t - t0:7.1f}s  {text}"
 
 
 # --- the story -------------------------------------------------------------------------------
@@ -625,7 +629,9 @@ def run_story(story: Story, rps: float) -> dict[str, Any]:
     first_fail = first_sample(
         story.samples, lambda s: s.verdict == "Fail" and s.candidate == v3, rollback_started
     )
-    weight_zero = first_sample(story.samples, lambda s: s.weight == 0, rollback_started)
+    weight_zero = first_sample(
+        story.samples, lambda s: s.weight == 0, first_fail.t if first_fail else rolled_back_at
+    )
     return {
         "v1": v1,
         "v2": v2,
@@ -674,6 +680,8 @@ def print_summary(story: Story, result: Mapping[str, Any], png: Path, wall: floa
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "waiting for version" chatter
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rps", type=float, default=20.0, help="load through the gateway")
     parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".artpulse" / "demo")
