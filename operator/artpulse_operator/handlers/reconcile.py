@@ -65,7 +65,7 @@ _log = logging.getLogger(__name__)
 DEPLOYMENTS = kind_for("apps/v1", "Deployment")
 # Degraded reasons that belong to the k8s layer (the engine owns "GatesFailed").
 K8S_DEGRADED_REASONS = frozenset(
-    {"RouteKindNotInstalled", "KindNotInstalled", "Forbidden", "Invalid"}
+    {"RouteKindNotInstalled", "KindNotInstalled", "Forbidden", "Invalid", "ApplyFailed"}
 )
 
 
@@ -213,9 +213,13 @@ class Reconciler:
             result.status,
             tracking_uri=self.settings.mlflow_tracking_uri,
         )
-        sync = await sync_owned(
-            self.kube, namespace, name, meta["uid"], desired, self.cache, full=full
-        )
+        try:
+            sync = await sync_owned(
+                self.kube, namespace, name, meta["uid"], desired, self.cache, full=full
+            )
+        except ApiError as exc:
+            await self._report_apply_failure(namespace, name, meta, status, old_raw, exc, now)
+            raise
         self.telemetry.objects_applied.inc(sync.applied)
         self.telemetry.objects_deleted.inc(len(sync.deleted))
 
@@ -408,6 +412,41 @@ class Reconciler:
             # The plan re-issues the move while it waits in Promoting; tags are best effort.
             self.telemetry.reconcile_errors.labels("RegistryError").inc()
             _log.warning("MLflow update for %s failed (retried by the plan): %s", model, exc)
+
+    async def _report_apply_failure(
+        self,
+        namespace: str,
+        name: str,
+        meta: Mapping[str, Any],
+        status: RolloutStatus,
+        old_raw: Mapping[str, Any],
+        exc: ApiError,
+        now: datetime,
+    ) -> None:
+        """The API server refused a write with an error that may last (a full Service IP
+        range, an admission webhook down): say so on the resource before the retry.
+
+        The *previous* status gets the condition, not the plan's: the planned state is not in
+        the cluster. Conflicts and lost connections are just retried."""
+        if exc.status in (0, 409):
+            return
+        conditions = set_condition(
+            status.conditions,
+            ConditionType.DEGRADED,
+            True,
+            "ApplyFailed",
+            f"writing owned objects failed, retrying: {exc}",
+            now,
+            int(meta.get("generation") or 0),
+        )
+        try:
+            await self._write_status(
+                namespace, name, meta, replace(status, conditions=conditions), old_raw, status
+            )
+        except ApiError as write_exc:
+            _log.warning(
+                "could not record the apply failure on %s/%s: %s", namespace, name, write_exc
+            )
 
     async def _write_status(
         self,

@@ -494,6 +494,59 @@ def test_missing_route_kind_is_degraded_not_an_error_loop(
     )
 
 
+def test_objects_refused_by_a_quota_are_degraded_with_why(kube: Kube, mlflow_server: Any) -> None:
+    """A full ResourceQuota refuses the Deployments: the rest is written, the resource says why,
+    and it recovers by itself once the quota is gone. (No quota controller runs here, so the
+    test fills in the quota's usage the way the controller would.)"""
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "no-deployments"},
+            "spec": {"hard": {"count/deployments.apps": "0"}},
+        }
+    )
+    kube.run(
+        "patch",
+        "resourcequota",
+        "no-deployments",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {
+                "status": {
+                    "hard": {"count/deployments.apps": "0"},
+                    "used": {"count/deployments.apps": "0"},
+                }
+            }
+        ),
+    )
+    model = register_model(mlflow_server.tracking_uri, 1, {"champion": "1"})
+    kube.apply(model_resource("art", model))
+    degraded = wait_for(
+        lambda: (
+            (c := condition(kube.get("apm", "art"), "Degraded")) and c["status"] == "True" and c
+        ),
+        "Degraded=True",
+    )
+    assert degraded["reason"] == "Forbidden"
+    assert "exceeded quota" in degraded["message"]
+    assert "Deployment/art-stable" in degraded["message"]
+    assert kube.get("deployment", "art-stable") is None
+    assert kube.names("services", f"app.kubernetes.io/instance=art,{OWNED}") == {
+        "art",
+        "art-stable",
+        "art-canary",
+    }
+    kube.run("delete", "resourcequota", "no-deployments")
+    wait_for(
+        lambda: (c := condition(kube.get("apm", "art"), "Degraded")) and c["status"] == "False",
+        "Degraded=False once the quota is gone",
+    )
+    assert kube.get("deployment", "art-stable") is not None
+
+
 def test_spec_the_engine_refuses_is_failed_not_retried(
     kube: Kube, mlflow_server: Any, control_plane: Any
 ) -> None:
