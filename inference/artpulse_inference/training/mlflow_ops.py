@@ -149,10 +149,15 @@ def resolve_model_uri(model_uri: str, uri: str) -> ResolvedModel:
     name = match["name"]
     client = MlflowClient(uri, uri)
     with mlflow_errors(f"resolving {model_uri}", uri):
-        if match["alias"]:
-            mv = client.get_model_version_by_alias(name, match["alias"])
-        else:
-            mv = client.get_model_version(name, match["version"])
+        try:
+            if match["alias"]:
+                mv = client.get_model_version_by_alias(name, match["alias"])
+            else:
+                mv = client.get_model_version(name, match["version"])
+        except Exception as exc:
+            if _not_found(exc):
+                raise DriftInputError(f"{model_uri} is not in the registry at {uri}") from exc
+            raise
     if not mv.run_id:
         raise DriftInputError(f"{model_uri} has no training run: no drift baseline to compare to")
     return ResolvedModel(name, str(mv.version), mv.run_id, f"models:/{name}/{mv.version}")
@@ -165,8 +170,25 @@ def load_baseline(run_id: str, uri: str) -> dict[str, Any]:
     client = MlflowClient(uri, uri)
     with tempfile.TemporaryDirectory(prefix="artpulse-baseline-") as tmp:
         with mlflow_errors(f"downloading {BASELINE_ARTIFACT} of run {run_id}", uri):
+            names = {info.path for info in client.list_artifacts(run_id)}
+            if BASELINE_ARTIFACT not in names:
+                raise DriftInputError(
+                    f"run {run_id} has no {BASELINE_ARTIFACT}: it was not trained by artpulse "
+                    "train, so there is no drift baseline"
+                )
             local = client.download_artifacts(run_id, BASELINE_ARTIFACT, tmp)
         return read_baseline_file(Path(local))
+
+
+def _not_found(exc: BaseException) -> bool:
+    # A missing version is RESOURCE_DOES_NOT_EXIST; a missing alias comes back as
+    # INVALID_PARAMETER_VALUE "Registered model alias X not found".
+    text = str(exc)
+    return (
+        getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+        or "RESOURCE_DOES_NOT_EXIST" in text
+        or "not found" in text
+    )
 
 
 def read_baseline_file(path: Path) -> dict[str, Any]:

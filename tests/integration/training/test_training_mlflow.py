@@ -387,3 +387,34 @@ def test_local_sqlite_store_is_the_default(dataset: Path, tmp_path: Path) -> Non
     local = MlflowClient(local_uri, local_uri)
     aliases = local.get_registered_model("local-model").aliases
     assert {alias: str(version) for alias, version in aliases.items()} == {"champion": "1"}
+
+
+def test_drift_input_errors_are_one_line(
+    mlflow_server: Any, trained: dict, dataset: Path, tmp_path: Path
+) -> None:
+    base = ["drift", "--tracking-uri", mlflow_server.tracking_uri]
+    good = write_feature_rows(dataset / "cubism", tmp_path / "good.jsonl", wrapped=False)
+    missing_model = f"models:/{trained['name']}@nobody"
+    code, _, err = run_cli([*base, "--model-uri", missing_model, "--inputs", str(good)])
+    assert code == 1
+    assert (
+        err
+        == f"artpulse: error: {missing_model} is not in the registry at {mlflow_server.tracking_uri}\n"
+    )
+
+    model = ["--model-uri", f"models:/{trained['name']}/1"]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(good.read_text().splitlines()[0] + "\n{not json\n")
+    code, _, err = run_cli([*base, *model, "--inputs", str(broken)])
+    assert code == 1
+    assert err.startswith(f"artpulse: error: {broken} line 2: not JSON")
+
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text(json.dumps({"hue_mean": 0.5}) + "\n")
+    code, _, err = run_cli([*base, *model, "--inputs", str(partial)])
+    assert code == 1
+    assert f"{partial} line 1: missing features ['hue_concentration'" in err
+
+    code, _, err = run_cli([*base, *model, "--inputs", str(tmp_path / "absent.jsonl")])
+    assert code == 1
+    assert err == f"artpulse: error: inputs file not found: {tmp_path / 'absent.jsonl'}\n"
