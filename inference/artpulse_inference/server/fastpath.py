@@ -56,7 +56,8 @@ class PackedForest:
     """All trees of a forest in flat arrays, evaluated level by level for a whole batch."""
 
     def __init__(self, trees: list[Any], n_classes: int) -> None:
-        offsets, left, right, feature, threshold, values = [], [], [], [], [], []
+        offsets: list[int] = []
+        left, right, feature, threshold, values = [], [], [], [], []
         base = 0
         depth = 0
         for tree in trees:
@@ -74,8 +75,13 @@ class PackedForest:
             depth = max(depth, int(t.max_depth))
             base += n
         self.roots = np.asarray(offsets, dtype=np.intp)
-        self.left = np.concatenate(left).astype(np.intp)
-        self.right = np.concatenate(right).astype(np.intp)
+        left_all = np.concatenate(left).astype(np.intp)
+        right_all = np.concatenate(right).astype(np.intp)
+        # children[2 * node] is the left child, children[2 * node + 1] the right one: one
+        # gather per level instead of two plus a select.
+        self.children = np.empty(2 * len(left_all), dtype=np.intp)
+        self.children[0::2] = left_all
+        self.children[1::2] = right_all
         self.feature = np.concatenate(feature).astype(np.intp)
         self.threshold = np.concatenate(threshold).astype(np.float64)
         self.values = np.concatenate(values)
@@ -83,15 +89,18 @@ class PackedForest:
         self.n_trees = len(trees)
 
     def leaves(self, X: Matrix) -> npt.NDArray[np.intp]:
+        """Leaf node of every (row, tree) pair, shape (rows, trees)."""
         # sklearn compares float32 inputs against float64 thresholds; do exactly that.
         X32 = np.asarray(X, dtype=np.float32).astype(np.float64)
-        n = X32.shape[0]
-        node = np.broadcast_to(self.roots, (n, self.n_trees)).copy()
-        rows = np.arange(n)[:, None]
+        n, n_features = X32.shape
+        flat = X32.ravel()
+        # Pair p = row * n_trees + tree; its row's offset into the flattened matrix.
+        row_offset = np.repeat(np.arange(n, dtype=np.intp) * n_features, self.n_trees)
+        node = np.tile(self.roots, n)
         for _ in range(self.depth):
-            go_left = X32[rows, self.feature[node]] <= self.threshold[node]
-            node = np.where(go_left, self.left[node], self.right[node])
-        return node
+            go_right = flat[row_offset + self.feature[node]] > self.threshold[node]
+            node = self.children[2 * node + go_right]
+        return node.reshape(n, self.n_trees)
 
     def tree_probabilities(self, X: Matrix) -> npt.NDArray[np.float64]:
         """(rows, trees, classes): each tree's leaf class fractions, normalised like sklearn."""

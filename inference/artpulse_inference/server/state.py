@@ -244,8 +244,14 @@ class ServerState:
     def _install(self, model: LoadedModel) -> None:
         self.model = model  # the swap: one reference assignment
         self.drift.set_model(model)
+        # The alias the operator deployed this version for (MODEL_ALIAS), else the URI's.
         self.metrics.set_model_info(
-            "primary", model.name, model.version, model.alias, model.run_id, model.uri
+            "primary",
+            model.name,
+            model.version,
+            self.settings.model_alias or model.alias,
+            model.run_id,
+            model.uri,
         )
         log.info(
             "serving %s (run %s, %d features, loaded in %.2fs)",

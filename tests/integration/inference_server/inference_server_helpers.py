@@ -78,9 +78,15 @@ def register_model(
         mlflow.log_dict(
             {"passed": True, "skipped": False, "checks": []}, "data_quality_report.json"
         )
+        import skops.io
+
+        # MLflow saves sklearn models with skops, which loads only the types it was told
+        # to trust (trees are not on its default list).
+        trusted = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
         info = mlflow.sklearn.log_model(
             model,
             name="model",
+            skops_trusted_types=trusted or None,
             signature=infer_signature(frame.iloc[:5], model.predict(frame.iloc[:5])),
             registered_model_name=name,
         )
@@ -235,7 +241,12 @@ class Browser:
         self.port = free_port()
         self.proc = spawn(["chromedriver", f"--port={self.port}"], work / "chromedriver.log")
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
-        wait_for(lambda: self.http.get("/status").json()["value"]["ready"], 30, "chromedriver", interval=0.1)
+        wait_for(
+            lambda: self.http.get("/status").json()["value"]["ready"],
+            30,
+            "chromedriver",
+            interval=0.1,
+        )
         caps = {
             "capabilities": {
                 "alwaysMatch": {
@@ -279,7 +290,9 @@ class Browser:
     def script(self, source: str) -> Any:
         return self._call("POST", "/execute/sync", {"script": source, "args": []})
 
-    def wait_text(self, css: str, predicate: Callable[[str], bool], what: str, timeout: float = 30) -> str:
+    def wait_text(
+        self, css: str, predicate: Callable[[str], bool], what: str, timeout: float = 30
+    ) -> str:
         def check() -> str | None:
             try:
                 value = self.text(css)

@@ -683,6 +683,12 @@ def test_shadow_model_agreement_is_measured_off_the_path(
 ) -> None:
     settings = make_settings(models, tmp_path, shadow_model_uri=models.uri(models.v2))
     with running(settings) as c:
+        # Readiness does not wait for the shadow model (see the next test); this one does.
+        wait_for(
+            lambda: c.get("/ops/summary", headers=KEY).json()["shadow"]["enabled"],
+            60,
+            "shadow loaded",
+        )
         rows = random_rows(200, seed=8)
         for start in range(0, 200, 20):
             assert (
@@ -706,6 +712,11 @@ def test_shadow_model_agreement_is_measured_off_the_path(
         )
     same = make_settings(models, tmp_path, shadow_model_uri=models.uri(models.v1))
     with running(same) as c:
+        wait_for(
+            lambda: c.get("/ops/summary", headers=KEY).json()["shadow"]["enabled"],
+            60,
+            "shadow loaded",
+        )
         c.post("/predict", json={"rows": random_rows(50, seed=9)}, headers=KEY)
         shadow = wait_for(
             lambda: (
@@ -797,11 +808,15 @@ def test_no_generated_upload_gets_a_5xx(client: TestClient, data: bytes, content
         assert 400 <= response.status_code < 500, response.text
 
 
-def test_a_shadow_model_that_fails_to_load_never_makes_the_pod_unready(models: RegisteredModels, tmp_path: Path) -> None:
+def test_a_shadow_model_that_fails_to_load_never_makes_the_pod_unready(
+    models: RegisteredModels, tmp_path: Path
+) -> None:
     settings = make_settings(models, tmp_path, shadow_model_uri=models.uri("31337"))
     with running(settings) as c:
         shadow = wait_for(
-            lambda: (s := c.get("/ops/summary", headers=KEY).json()["shadow"])["load_error"] and s, 60, "shadow load error"
+            lambda: (s := c.get("/ops/summary", headers=KEY).json()["shadow"])["load_error"] and s,
+            60,
+            "shadow load error",
         )
         assert shadow["enabled"] is False
         assert "31337" in shadow["load_error"]
@@ -812,7 +827,18 @@ def test_a_shadow_model_that_fails_to_load_never_makes_the_pod_unready(models: R
 
 def test_openapi_documents_the_endpoints(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
-    for path in ("/predict", "/predict-image", "/metadata", "/ops/summary", "/reload-model", "/demo/token", "/demo/status", "/demo/predict", "/health", "/ready"):
+    for path in (
+        "/predict",
+        "/predict-image",
+        "/metadata",
+        "/ops/summary",
+        "/reload-model",
+        "/demo/token",
+        "/demo/status",
+        "/demo/predict",
+        "/health",
+        "/ready",
+    ):
         assert path in schema["paths"], path
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert set(body["example"]["rows"][0]) == set(FEATURE_NAMES)

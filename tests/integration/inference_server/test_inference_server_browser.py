@@ -15,12 +15,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-from inference_server_helpers import Browser, RegisteredModels, ServerProcess, make_image, registered_models
+from inference_server_helpers import (
+    Browser,
+    RegisteredModels,
+    ServerProcess,
+    make_image,
+    registered_models,
+)
 from PIL import Image
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("chromedriver") is None, reason="apt-get install -y chromium chromium-driver"),
+    pytest.mark.skipif(
+        shutil.which("chromedriver") is None, reason="apt-get install -y chromium chromium-driver"
+    ),
 ]
 
 API_KEY = "browser-test-api-key-0123456789"
@@ -65,7 +73,8 @@ def browser(tmp_path: Path) -> Any:
 def assert_rendered(png: Path) -> None:
     """A real page: right size, many distinct colours, not one flat colour."""
     image = np.asarray(Image.open(png).convert("RGB"))
-    assert image.shape[0] >= 600 and image.shape[1] >= 1000, image.shape
+    assert image.shape[0] >= 600, image.shape
+    assert image.shape[1] >= 1000, image.shape
     assert image.std() > 20
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
     if SCREENSHOTS:
@@ -73,7 +82,9 @@ def assert_rendered(png: Path) -> None:
         shutil.copy(png, Path(SCREENSHOTS) / png.name)
 
 
-def test_landing_page_try_it_flow(server: ServerProcess, browser: Browser, models: RegisteredModels, tmp_path: Path) -> None:
+def test_landing_page_try_it_flow(
+    server: ServerProcess, browser: Browser, models: RegisteredModels, tmp_path: Path
+) -> None:
     browser.get(server.url + "/")
     browser.wait_text("#model-version", lambda t: t == models.v1, "metadata loaded")
     browser.click("#btn-token")
@@ -100,17 +111,30 @@ def test_landing_page_shows_bad_input_errors(server: ServerProcess, browser: Bro
     browser.wait_text("#model-version", bool, "metadata")
     browser.click("#btn-token")
     browser.wait_text("#token-state", lambda t: "token ready" in t, "demo token")
-    browser.script("document.getElementById('rows').value = '{\"rows\": [{\"hue_mean\": \"red\"}]}';")
+    browser.script('document.getElementById(\'rows\').value = \'{"rows": [{"hue_mean": "red"}]}\';')
     browser.click("#btn-predict-rows")
     error = browser.wait_text("#prediction-error", bool, "error shown")
     assert error.startswith("HTTP 422")
     assert "row 0" in error
 
 
-def test_admin_panel_signs_in_and_shows_the_model(server: ServerProcess, browser: Browser, models: RegisteredModels, tmp_path: Path) -> None:
+def test_admin_panel_signs_in_and_shows_the_model(
+    server: ServerProcess, browser: Browser, models: RegisteredModels, tmp_path: Path
+) -> None:
     import httpx
 
-    httpx.post(server.url + "/predict", json={"rows": [dict.fromkeys(json.loads(httpx.get(server.url + "/metadata").text)["model"]["feature_names"], 0.4)]}, headers={"x-api-key": API_KEY})
+    httpx.post(
+        server.url + "/predict",
+        json={
+            "rows": [
+                dict.fromkeys(
+                    json.loads(httpx.get(server.url + "/metadata").text)["model"]["feature_names"],
+                    0.4,
+                )
+            ]
+        },
+        headers={"x-api-key": API_KEY},
+    )
     browser.get(server.url + "/admin")
     browser.wait_text("#login", lambda t: "Sign in" in t, "login form")
     assert_rendered(browser.screenshot(tmp_path / "admin-login.png"))
@@ -126,7 +150,9 @@ def test_admin_panel_signs_in_and_shows_the_model(server: ServerProcess, browser
     assert browser.text("#t-quality") == "passed"
     assert browser.text("#who").startswith("key:")
     browser.click("#btn-reload")
-    browser.wait_text("#reload-state", lambda t: t.startswith(f"serving v{models.v1}"), "reload done")
+    browser.wait_text(
+        "#reload-state", lambda t: t.startswith(f"serving v{models.v1}"), "reload done"
+    )
     assert_rendered(browser.screenshot(tmp_path / "admin.png"))
     # The key handed over in the fragment signs a fresh tab in, and leaves the address bar.
     browser.script("sessionStorage.clear();")
@@ -146,8 +172,19 @@ def test_chromium_cli_screenshot_and_dom_dump(server: ServerProcess, tmp_path: P
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900", "--virtual-time-budget=5000"]  # fmt: skip
     shot = tmp_path / "landing-cli.png"
-    subprocess.run([*flags, f"--screenshot={shot}", server.url + "/"], capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", server.url + "/"],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     assert_rendered(shot)
-    dom = subprocess.run([*flags, "--dump-dom", server.url + "/"], capture_output=True, text=True, timeout=120, check=True).stdout
+    dom = subprocess.run(
+        [*flags, "--dump-dom", server.url + "/"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     assert 'id="btn-token"' in dom
     assert '"hue_mean"' in dom  # the sample rows were filled in from /metadata by the script

@@ -62,23 +62,47 @@ def test_prometheus_scrapes_the_metrics_the_gates_query(
     with ServerProcess(server_env(models, tmp_path), tmp_path / "server.log").start() as server:
         own = httpx.get(server.url + "/metrics").text
         assert "namespace=" not in own  # Prometheus adds it from the target, never the server
-        prom = prometheus_factory(targets=[f"127.0.0.1:{server.port}"], extra_labels={"namespace": NAMESPACE})
-        with httpx.Client(base_url=server.url) as client:
-            for start in range(0, 300, 30):
-                assert client.post("/predict", json={"rows": random_rows(300, 4)[start : start + 30]}).status_code == 200
-            for _ in range(20):
-                assert client.post("/predict", json={"rows": [feature_row()]}).status_code == 200
-            assert client.post("/predict", json={"rows": []}).status_code == 422
-
-        selector = (
-            f'namespace="{NAMESPACE}",model="{models.name}",track="canary",version="{models.v1}",route=~"/predict.*"'
+        prom = prometheus_factory(
+            targets=[f"127.0.0.1:{server.port}"], extra_labels={"namespace": NAMESPACE}
         )
+        selector = f'namespace="{NAMESPACE}",model="{models.name}",track="canary",version="{models.v1}",route=~"/predict.*"'
         requests = f"sum(increase(artpulse_http_requests_total{{{selector}}}[1m]))"
-        wait_for(lambda: float(prom.query(requests)[0]["value"][1]) > 0, 60, "requests in Prometheus", interval=0.5)
+        rows = random_rows(3000, 4)
+        sent = [0]
+
+        def traffic_is_counted() -> bool:
+            # increase() needs the counter to grow between two scrapes, so keep sending
+            # (like a real canary's traffic) until Prometheus has seen it grow.
+            with httpx.Client(base_url=server.url) as client:
+                start = sent[0] % 2900
+                batch = client.post("/predict", json={"rows": rows[start : start + 30]})
+                single = client.post("/predict", json={"rows": [feature_row()]})
+                bad = client.post("/predict", json={"rows": []})
+                assert (batch.status_code, single.status_code, bad.status_code) == (200, 200, 422)
+                sent[0] += 30
+            result = prom.query(requests)
+            return bool(result) and float(result[0]["value"][1]) > 0
+
+        wait_for(traffic_is_counted, 90, "requests in Prometheus", interval=0.3)
 
         series = prom.query(f"artpulse_http_requests_total{{{selector}}}")
         labels = {frozenset(s["metric"]) for s in series}
-        assert labels == {frozenset({"__name__", "namespace", "model", "version", "track", "route", "method", "status", "job", "instance"})}
+        assert labels == {
+            frozenset(
+                {
+                    "__name__",
+                    "namespace",
+                    "model",
+                    "version",
+                    "track",
+                    "route",
+                    "method",
+                    "status",
+                    "job",
+                    "instance",
+                }
+            )
+        }
         statuses = {s["metric"]["status"] for s in series}
         assert statuses == {"200", "422"}
 
@@ -92,18 +116,26 @@ def test_prometheus_scrapes_the_metrics_the_gates_query(
         )
         assert float(errors[0]["value"][1]) == 0.0
         drift_query = f'max(artpulse_drift_score{{namespace="{NAMESPACE}",model="{models.name}",track="canary",version="{models.v1}"}})'
-        drift = wait_for(lambda: prom.query(drift_query), 60, "drift score in Prometheus", interval=0.5)
+        drift = wait_for(
+            lambda: prom.query(drift_query), 60, "drift score in Prometheus", interval=0.5
+        )
         assert 0 <= float(drift[0]["value"][1]) < 0.25
         info = prom.query(f'artpulse_model_info{{namespace="{NAMESPACE}",role="primary"}}')
         assert info[0]["metric"]["version"] == models.v1
-        assert info[0]["metric"]["alias"] == "challenger" or info[0]["metric"]["alias"] == ""
-        for name in ("artpulse_inference_duration_seconds_count", "artpulse_predictions_total", "artpulse_feature_drift_psi"):
+        assert info[0]["metric"]["alias"] == "challenger"
+        for name in (
+            "artpulse_inference_duration_seconds_count",
+            "artpulse_predictions_total",
+            "artpulse_feature_drift_psi",
+        ):
             found = prom.query(f'{name}{{namespace="{NAMESPACE}",track="canary"}}')
             assert found, name
             assert {"model", "version", "track"} <= set(found[0]["metric"]), name
 
 
-def test_reload_under_load_drops_nothing_and_sigterm_stops_cleanly(models: RegisteredModels, tmp_path: Path) -> None:
+def test_reload_under_load_drops_nothing_and_sigterm_stops_cleanly(
+    models: RegisteredModels, tmp_path: Path
+) -> None:
     server = ServerProcess(server_env(models, tmp_path), tmp_path / "server.log").start()
     try:
         stop = threading.Event()
@@ -128,7 +160,9 @@ def test_reload_under_load_drops_nothing_and_sigterm_stops_cleanly(models: Regis
             t.start()
         try:
             wait_for(lambda: sum(outcomes.values()) > 50, 60, "load before the reload")
-            with httpx.Client(base_url=server.url, headers={"x-api-key": API_KEY}, timeout=120) as ops:
+            with httpx.Client(
+                base_url=server.url, headers={"x-api-key": API_KEY}, timeout=120
+            ) as ops:
                 swapped = ops.post("/reload-model", json={"model_uri": models.uri(models.v2)})
                 assert swapped.status_code == 200, swapped.text
                 seen = outcomes[models.v2]
@@ -149,7 +183,9 @@ def test_reload_under_load_drops_nothing_and_sigterm_stops_cleanly(models: Regis
 
         assert server.proc is not None
         server.proc.send_signal(signal.SIGTERM)
-        assert server.proc.wait(timeout=30) == 0
+        # uvicorn shuts down gracefully, then re-raises the signal (exit status -15).
+        assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert "Finished server process" in server.log_path.read_text()
         assert "Traceback" not in server.log_path.read_text()
     finally:
         server.stop()
@@ -162,7 +198,11 @@ def test_bad_settings_exit_with_one_clear_line(tmp_path: Path) -> None:
 
     env = {**os.environ, "ENVIRONMENT": "production", "JWT_SECRET": "changeme", "PORT": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "artpulse_inference.server"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "artpulse_inference.server"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "JWT_SECRET is a placeholder" in result.stderr
@@ -172,7 +212,8 @@ def test_bad_settings_exit_with_one_clear_line(tmp_path: Path) -> None:
 def test_landing_page_follows_forwarded_headers(models: RegisteredModels, tmp_path: Path) -> None:
     with ServerProcess(server_env(models, tmp_path), tmp_path / "server.log").start() as server:
         request = urllib.request.Request(
-            server.url + "/", headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "art.example.com"}
+            server.url + "/",
+            headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "art.example.com"},
         )
         with urllib.request.urlopen(request) as response:
             page = response.read().decode()
