@@ -6,12 +6,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from artpulse_inference.server.fastpath import compile_estimator, probe_rows, verified
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
-
-from artpulse_inference.server.fastpath import compile_estimator, probe_rows, verified
 
 RNG = np.random.default_rng(0)
 X = RNG.random((400, 7))
