@@ -279,7 +279,7 @@ class ControlPlane:
                 "--client-ca-file", pki / "ca.crt",
                 "--token-auth-file", token_file,
                 "--authorization-mode", "RBAC",
-                "--service-cluster-ip-range", "10.0.0.0/24",
+                "--service-cluster-ip-range", "10.0.0.0/16",
                 "--allow-privileged=true",
                 "--disable-admission-plugins", "ServiceAccount",
                 "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
