@@ -8,7 +8,8 @@ Run with ``python -m artpulse_operator`` (which imports this module), or
   ``@kopf.on.cleanup`` closes them; ``@kopf.on.probe`` reports API server reachability.
 - ``@kopf.on.create/update/resume`` reconcile at once (an update includes the
   ``artpulse.io/action`` annotation being set).
-- ``@kopf.daemon`` per resource reconciles again when the engine's ``requeue_after`` says so.
+- ``@kopf.daemon`` per resource reconciles again when the engine's ``requeue_after`` says so;
+  while it runs, the resource's per-model metrics are exported (see ``metrics.operator``).
 - ``@kopf.on.event`` on owned Deployments, Services, HTTPRoutes and Ingresses wakes the owner
   when someone else edited one, so the edit is put back at once.
 """
@@ -104,7 +105,15 @@ async def reconcile(namespace: str | None, name: str, memo: Any, **_: Any) -> No
 async def follow(
     namespace: str | None, name: str, memo: Any, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
-    await _runtime(memo).follow(namespace or "", name, stopped)
+    # The model's per-model metrics live exactly as long as its daemon: Kopf stops the daemon
+    # when the resource is deleted and stops every daemon when peering pauses this replica (a
+    # standby then exports no stale series; the active replica's daemon starts them again).
+    runtime = _runtime(memo)
+    runtime.telemetry.models.follow(namespace or "", name)
+    try:
+        await runtime.follow(namespace or "", name, stopped)
+    finally:
+        runtime.telemetry.models.forget(namespace or "", name)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)

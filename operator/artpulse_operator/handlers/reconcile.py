@@ -50,7 +50,11 @@ from artpulse_operator.k8s.client import ApiError, KubeClient, kind_for
 from artpulse_operator.k8s.events import post_event
 from artpulse_operator.k8s.status import ARTPULSE_MODELS, write_status
 from artpulse_operator.metrics import run_check
-from artpulse_operator.metrics.operator import observe_rollback_latency, record_plan
+from artpulse_operator.metrics.operator import (
+    observe_rollback_latency,
+    record_plan,
+    rollout_results,
+)
 from artpulse_operator.settings import Settings
 
 __all__ = [
@@ -167,10 +171,12 @@ class Reconciler:
         except ApiError as exc:
             if exc.not_found:
                 self.cache.forget_owner(namespace, name)
+                self.telemetry.models.forget(namespace, name)
                 return Outcome(requeue_after=None)
             raise
         meta = body.get("metadata") or {}
         if meta.get("deletionTimestamp"):
+            self.telemetry.models.forget(namespace, name)
             return Outcome(requeue_after=None)  # owned objects go with it (ownerReferences)
         generation = int(meta.get("generation") or 0)
         old_raw: Mapping[str, Any] = body.get("status") or {}
@@ -230,6 +236,14 @@ class Reconciler:
         await self._registry_actions(spec, result)
 
         written = await self._write_status(namespace, name, meta, new_status, old_raw, status)
+        # After the write: a conflict retries the pass, and a rollout must not count twice.
+        self.telemetry.models.record(
+            namespace,
+            name,
+            str(new_status.phase),
+            new_status.canary_weight,
+            rollout_results(result),
+        )
         for ev in (*result.events, *extra_events):
             await post_event(self.kube, body, ev.type, ev.reason, ev.message)
         if result.action_handled and action is not None:
@@ -263,6 +277,9 @@ class Reconciler:
         new_status = rollout.failed_status(status, message, now, generation)
         written = await self._write_status(
             meta["namespace"], meta["name"], meta, new_status, old_raw, status
+        )
+        self.telemetry.models.record(
+            meta["namespace"], meta["name"], str(new_status.phase), new_status.canary_weight
         )
         if status.phase is not Phase.FAILED or status.message != message:
             await post_event(self.kube, body, "Warning", "InvalidSpec", message)

@@ -2,13 +2,17 @@
 
 Who calls it: the reconcile service records into these; ``handlers.http`` exposes them.
 Names are prefixed ``artpulse_operator_`` so they never collide with the inference server's.
-The rollout metrics (rollouts by result, gate verdicts, rollback latency) live in
+The per-model series (phase, canary weight, rollouts by result) are :attr:`Telemetry.models`, a
+``ModelSeries`` collector in this registry: the reconciler records into it, the Kopf daemon of
+each model follows and forgets it. The process-wide gate and rollback metrics live in
 ``artpulse_operator.metrics.operator`` in the default registry; ``/metrics`` serves both.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from artpulse_operator.metrics.operator import ModelSeries
 
 __all__ = ["Telemetry"]
 
@@ -53,3 +57,5 @@ class Telemetry:
             ["kind"],
             registry=self.registry,
         )
+        self.models = ModelSeries()
+        self.registry.register(self.models)

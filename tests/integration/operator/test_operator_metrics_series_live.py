@@ -1,0 +1,160 @@
+"""The operator's per-model series on its real /metrics, from a real reconcile loop.
+
+One operator process (``python -m artpulse_operator`` under the shipped RBAC) against the
+harness's API server and MLflow. An ArtPulseModel is taken into a canary rollout: /metrics shows
+its phase (1 for Progressing, 0 for the eight other phases), its canary weight and rollout
+counters that start at 0; an abort counts once; after the resource is deleted every series
+naming it is gone. The names and labels are the ones observability/prometheus/rules read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+from operator_process import (
+    Kube,
+    OperatorProcess,
+    apply_rbac,
+    model_resource,
+    register_model,
+    wait_for,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.integration
+
+NS_PREFIX = "opmet-"
+PHASES = [
+    "Pending",
+    "Stable",
+    "Shadowing",
+    "Progressing",
+    "Paused",
+    "Promoting",
+    "RolledBack",
+    "Degraded",
+    "Failed",
+]
+PER_MODEL = (
+    "artpulse_operator_phase",
+    "artpulse_operator_canary_weight",
+    "artpulse_operator_rollouts_total",
+)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: Any, mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    apply_rbac(control_plane)
+    proc = OperatorProcess(
+        control_plane,
+        tmp_path_factory.mktemp("operator-metrics") / "operator.log",
+        env={
+            "ARTPULSE_MLFLOW_TRACKING_URI": mlflow_server.tracking_uri,
+            "ARTPULSE_NAMESPACES": f"{NS_PREFIX}*",
+        },
+    ).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        print(proc.log_tail())
+
+
+@pytest.fixture
+def kube(control_plane: Any, operator: OperatorProcess) -> Iterator[Kube]:
+    namespace = f"{NS_PREFIX}{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl("create", "namespace", namespace)
+    yield Kube(control_plane, namespace)
+    control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def model_series(
+    operator: OperatorProcess, namespace: str, name: str
+) -> dict[tuple[str, str], float]:
+    """Every per-model sample of one model: (metric, phase or result or "") -> value."""
+    found: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(operator.metrics()):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name in PER_MODEL and (labels.get("namespace"), labels.get("name")) == (
+                namespace,
+                name,
+            ):
+                key = labels.get("phase") or labels.get("result") or ""
+                found[(sample.name, key)] = sample.value
+    return found
+
+
+def test_phase_weight_and_rollouts_follow_the_model_and_go_with_it(
+    operator: OperatorProcess, kube: Kube, mlflow_server: Any
+) -> None:
+    model = register_model(mlflow_server.tracking_uri, 1, {"champion": "1"})
+    kube.apply(
+        model_resource(
+            "art",
+            model,
+            strategy={
+                "type": "Canary",
+                "canary": {"steps": [{"weight": 10, "pause": ""}, {"weight": 100}]},
+            },
+            analysis={"interval": "1h"},  # no gate check: the weight holds at the first step
+        )
+    )
+    series = wait_for(
+        lambda: (
+            (s := model_series(operator, kube.ns, "art"))
+            and s.get(("artpulse_operator_phase", "Stable")) == 1
+            and s
+        ),
+        "phase Stable = 1 on /metrics",
+    )
+    # Counters exist at 0 before the first rollout, so increase() sees the first one.
+    for result in ("Promoted", "RolledBack", "Aborted"):
+        assert series[("artpulse_operator_rollouts_total", result)] == 0
+    assert series[("artpulse_operator_canary_weight", "")] == 0
+
+    client = MlflowClient(tracking_uri=mlflow_server.tracking_uri)
+    run = client.create_run(client.create_experiment(f"exp2-{model}"))
+    client.create_model_version(model, f"runs:/{run.info.run_id}/model", run.info.run_id)
+    client.set_registered_model_alias(model, "challenger", "2")
+
+    series = wait_for(
+        lambda: (
+            (s := model_series(operator, kube.ns, "art"))
+            and s.get(("artpulse_operator_canary_weight", "")) == 10
+            and s
+        ),
+        "canary weight 10 on /metrics",
+    )
+    phases = {p: series[("artpulse_operator_phase", p)] for p in PHASES}
+    assert phases == {p: float(p == "Progressing") for p in PHASES}
+    body = kube.get("apm", "art")
+    assert body is not None
+    assert (body["status"]["phase"], body["status"]["canaryWeight"]) == ("Progressing", 10)
+
+    kube.run("annotate", "apm", "art", "artpulse.io/action=abort")
+    series = wait_for(
+        lambda: (
+            (s := model_series(operator, kube.ns, "art"))
+            and s.get(("artpulse_operator_rollouts_total", "Aborted")) == 1
+            and s
+        ),
+        "one Aborted rollout counted",
+    )
+    assert series[("artpulse_operator_phase", "RolledBack")] == 1
+    assert series[("artpulse_operator_canary_weight", "")] == 0
+    assert series[("artpulse_operator_rollouts_total", "RolledBack")] == 0
+    assert sum(series[("artpulse_operator_phase", p)] for p in PHASES) == 1
+
+    kube.run("delete", "apm", "art", "--wait=true", "--timeout=60s")
+    assert kube.get("apm", "art") is None
+    wait_for(
+        lambda: model_series(operator, kube.ns, "art") == {},
+        "every series of the deleted model gone from /metrics",
+    )
