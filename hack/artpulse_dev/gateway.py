@@ -468,6 +468,15 @@ class NginxGateway:
         if text == self._config:
             self.routes = list(routes)
             return False
+        for route in routes:
+            for b in route.backends:
+                if b.weight > 0 and not b.endpoints:
+                    # A real gateway would fail this share of requests; here it goes to
+                    # the other backends (or 503 when none is left). Say so in the log.
+                    log.warning(
+                        "route %s: backend %s/%s has weight %g but no ready process",
+                        route.key, b.namespace, b.service, b.weight,
+                    )  # fmt: skip
         candidate = self.state_dir / "nginx.conf.new"
         self._check(text, candidate)
         candidate.replace(self.conf_path)
