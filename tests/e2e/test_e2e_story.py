@@ -30,7 +30,9 @@ from typing import Any
 
 import pytest
 from artpulse_dev.controlplane import ControlPlane
+from artpulse_dev.gateway import NginxGateway
 from artpulse_dev.localcluster import LocalCluster
+from artpulse_dev.runtime import ProcessRuntime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA = REPO_ROOT / "tests" / "data" / "e2e"
@@ -53,6 +55,16 @@ class E2E:
     base: Story  # trained the versions below under its model
     v1: str
     v2: str
+
+    @property
+    def runtime(self) -> ProcessRuntime:
+        assert self.cluster.runtime is not None
+        return self.cluster.runtime
+
+    @property
+    def gateway(self) -> NginxGateway:
+        assert self.cluster.gateway is not None
+        return self.cluster.gateway
 
     def story(self, scenario: str) -> Story:
         """A fresh model name per scenario, holding copies of the trained v1 and v2."""
@@ -224,7 +236,7 @@ def test_bluegreen_rolls_back_a_bad_candidate_at_once(e2e: E2E) -> None:
     assert active in ("blue", "green")
     active_pods = {
         p["pid"]
-        for p in e2e.cluster.runtime.snapshot()  # type: ignore[union-attr]
+        for p in e2e.runtime.snapshot()
         if p["namespace"] == story.namespace and p["deployment"] == f"{story.name}-{active}"
     }
     assert active_pods
@@ -249,7 +261,7 @@ def test_bluegreen_rolls_back_a_bad_candidate_at_once(e2e: E2E) -> None:
         assert (status.get("stable") or {}).get("version") == v1
         still = {
             p["pid"]
-            for p in e2e.cluster.runtime.snapshot()  # type: ignore[union-attr]
+            for p in e2e.runtime.snapshot()
             if p["namespace"] == story.namespace and p["deployment"] == f"{story.name}-{active}"
         }
         assert active_pods <= still
@@ -257,10 +269,14 @@ def test_bluegreen_rolls_back_a_bad_candidate_at_once(e2e: E2E) -> None:
         route = f"{story.namespace}/{story.name}"
 
         def idle_share() -> float:
-            for r in e2e.cluster.gateway.describe():  # type: ignore[union-attr]
+            for r in e2e.gateway.describe():
                 if r["route"] == route:
-                    return sum(
-                        b["share"] for b in r["backends"] if not b["service"].endswith(f"-{active}")
+                    return float(
+                        sum(
+                            b["share"]
+                            for b in r["backends"]
+                            if not b["service"].endswith(f"-{active}")
+                        )
                     )
             return -1.0
 

@@ -109,7 +109,7 @@ def cluster(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Cluster]:
     namespace = f"rt-{uuid.uuid4().hex[:8]}"
     control_plane.kubectl("create", "namespace", namespace)
     control_plane.kubectl("apply", "-n", namespace, "-f", str(DATA / "secret.yaml"))
-    api = kube_config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    api = kube_config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]
     gateway = NginxGateway(tmp_path / "gateway").start()
     runtime = ProcessRuntime(
         api,
@@ -207,7 +207,8 @@ def test_runtime_runs_pods_with_their_environment_and_writes_status(cluster: Clu
     assert len(ports) == 2
     assert 8000 not in ports
 
-    targets = json.loads((cluster.runtime.file_sd_dir / "runtime.json").read_text())  # type: ignore[operator]
+    assert cluster.runtime.file_sd_dir is not None
+    targets = json.loads((cluster.runtime.file_sd_dir / "runtime.json").read_text())
     mine = [t for t in targets if t["labels"]["namespace"] == cluster.namespace]
     assert sorted(int(t["targets"][0].rsplit(":", 1)[1]) for t in mine) == sorted(ports)
     # The names the shipped Prometheus config relabels Kubernetes discovery to.
@@ -293,7 +294,7 @@ def _wait_share(cluster: Cluster, route: str, service: str, share: float) -> Non
         for r in cluster.gateway.describe():
             if r["route"] == f"{cluster.namespace}/{route}":
                 shares = {b["service"]: b["share"] for b in r["backends"]}
-                return abs(shares.get(f"{cluster.namespace}/{service}", -1) - share) < 1e-6
+                return bool(abs(shares.get(f"{cluster.namespace}/{service}", -1) - share) < 1e-6)
         return False
 
     wait_for(current, 30, f"gateway config: {service} at {share}")
