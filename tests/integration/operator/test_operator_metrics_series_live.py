@@ -4,13 +4,17 @@ One operator process (``python -m artpulse_operator`` under the shipped RBAC) ag
 harness's API server and MLflow. An ArtPulseModel is taken into a canary rollout: /metrics shows
 its phase (1 for Progressing, 0 for the eight other phases), its canary weight and rollout
 counters that start at 0; an abort counts once; after the resource is deleted every series
-naming it is gone. The names and labels are the ones observability/prometheus/rules read.
+naming it is gone. A replica under Kopf peering that gets paused (a peer of higher priority
+appears) exports none of the model's series until it resumes. The names and labels are the ones
+observability/prometheus/rules read.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +31,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.integration
 
+REPO = Path(__file__).resolve().parents[3]
+PEERING_CRDS = REPO / "manifests/crds/kopf-peering-crds.yaml"
+PEERING = "artpulse-operator"  # the only peering the shipped RBAC lets the operator write
 NS_PREFIX = "opmet-"
 PHASES = [
     "Pending",
@@ -91,6 +98,20 @@ def model_series(
     return found
 
 
+def wait_series(
+    operator: OperatorProcess, namespace: str, key: tuple[str, str], want: float, what: str
+) -> dict[tuple[str, str], float]:
+    """The model "art"'s samples once ``key`` has the value ``want``."""
+
+    def probe() -> dict[tuple[str, str], float] | None:
+        series = model_series(operator, namespace, "art")
+        return series if series.get(key) == want else None
+
+    found = wait_for(probe, what)
+    assert found is not None
+    return found
+
+
 def test_phase_weight_and_rollouts_follow_the_model_and_go_with_it(
     operator: OperatorProcess, kube: Kube, mlflow_server: Any
 ) -> None:
@@ -106,13 +127,8 @@ def test_phase_weight_and_rollouts_follow_the_model_and_go_with_it(
             analysis={"interval": "1h"},  # no gate check: the weight holds at the first step
         )
     )
-    series = wait_for(
-        lambda: (
-            (s := model_series(operator, kube.ns, "art"))
-            and s.get(("artpulse_operator_phase", "Stable")) == 1
-            and s
-        ),
-        "phase Stable = 1 on /metrics",
+    series = wait_series(
+        operator, kube.ns, ("artpulse_operator_phase", "Stable"), 1, "phase Stable = 1 on /metrics"
     )
     # Counters exist at 0 before the first rollout, so increase() sees the first one.
     for result in ("Promoted", "RolledBack", "Aborted"):
@@ -124,12 +140,11 @@ def test_phase_weight_and_rollouts_follow_the_model_and_go_with_it(
     client.create_model_version(model, f"runs:/{run.info.run_id}/model", run.info.run_id)
     client.set_registered_model_alias(model, "challenger", "2")
 
-    series = wait_for(
-        lambda: (
-            (s := model_series(operator, kube.ns, "art"))
-            and s.get(("artpulse_operator_canary_weight", "")) == 10
-            and s
-        ),
+    series = wait_series(
+        operator,
+        kube.ns,
+        ("artpulse_operator_canary_weight", ""),
+        10,
         "canary weight 10 on /metrics",
     )
     phases = {p: series[("artpulse_operator_phase", p)] for p in PHASES}
@@ -139,12 +154,11 @@ def test_phase_weight_and_rollouts_follow_the_model_and_go_with_it(
     assert (body["status"]["phase"], body["status"]["canaryWeight"]) == ("Progressing", 10)
 
     kube.run("annotate", "apm", "art", "artpulse.io/action=abort")
-    series = wait_for(
-        lambda: (
-            (s := model_series(operator, kube.ns, "art"))
-            and s.get(("artpulse_operator_rollouts_total", "Aborted")) == 1
-            and s
-        ),
+    series = wait_series(
+        operator,
+        kube.ns,
+        ("artpulse_operator_rollouts_total", "Aborted"),
+        1,
         "one Aborted rollout counted",
     )
     assert series[("artpulse_operator_phase", "RolledBack")] == 1
@@ -158,3 +172,67 @@ def test_phase_weight_and_rollouts_follow_the_model_and_go_with_it(
         lambda: model_series(operator, kube.ns, "art") == {},
         "every series of the deleted model gone from /metrics",
     )
+
+
+def test_a_replica_paused_by_peering_clears_its_model_series(
+    control_plane: Any, mlflow_server: Any, tmp_path: Path
+) -> None:
+    """A replica in a Kopf peering (as the Deployment runs it) exports a model while active;
+    when a peer of higher priority appears (here a record the test writes, as another replica
+    would), Kopf pauses it and it must export nothing of the model; when that peer goes, it
+    resumes and exports the model again."""
+    apply_rbac(control_plane)
+    control_plane.kubectl("apply", "--server-side", "-f", str(PEERING_CRDS))
+    control_plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/kopfpeerings.kopf.dev"
+    )
+    # Not under NS_PREFIX: the module's standalone operator must not see this namespace.
+    namespace = f"opmetpeer-{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl("create", "namespace", namespace)
+    kube = Kube(control_plane, namespace)
+
+    # A new CRD's watch cache answers 429 for a moment after it is established.
+    def write_peering() -> bool:
+        kube.apply(
+            {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}}
+        )
+        return True
+
+    wait_for(write_peering, "the KopfPeering written")
+    model = register_model(mlflow_server.tracking_uri, 1, {"champion": "1"})
+    kube.apply(model_resource("art", model))
+    replica = OperatorProcess(
+        control_plane,
+        tmp_path / "operator.log",
+        {
+            "ARTPULSE_MLFLOW_TRACKING_URI": mlflow_server.tracking_uri,
+            "ARTPULSE_NAMESPACES": namespace,
+            "ARTPULSE_PEERING_NAME": PEERING,
+        },
+    )
+    try:
+        replica.start()
+
+        def exported() -> bool:
+            return (
+                model_series(replica, namespace, "art").get(("artpulse_operator_phase", "Stable"))
+                == 1
+            )
+
+        wait_for(exported, "the active replica exports the model")
+        # The operator draws priorities up to 1,000,000: this peer wins, as an active twin would.
+        lastseen = datetime.now(UTC).isoformat()
+        winner = {"priority": 10_000_000, "lifetime": 600, "lastseen": lastseen}
+        kube.merge("kopfpeering", PEERING, {"status": {"test-winner": winner}})
+        wait_for(
+            lambda: model_series(replica, namespace, "art") == {},
+            "no series of the model on the paused replica",
+        )
+        assert "Pausing operations in favour of" in replica.log_tail(20000)
+
+        kube.merge("kopfpeering", PEERING, {"status": {"test-winner": None}})
+        wait_for(exported, "the resumed replica exports the model again")
+    finally:
+        replica.stop()
+        print(replica.log_tail(3000))
+        control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
