@@ -695,6 +695,13 @@ def main(argv: list[str] | None = None) -> int:
     if state_dir.exists() and not args.keep_state:
         shutil.rmtree(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "logs").mkdir(exist_ok=True)
+    # The runtime's and the gateway's own log lines go to a file; the console tells the story.
+    logging.basicConfig(
+        filename=state_dir / "logs" / "cluster.log",
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     print(f"ArtPulse demo: starting a local cluster (logs in {state_dir / 'logs'}) ...", flush=True)
     cluster = LocalCluster(state_dir=state_dir)
     story: Story | None = None

@@ -469,7 +469,7 @@ class NginxGateway:
             self.routes = list(routes)
             return False
         for route in routes:
-            for b in route.backends:
+            for b in route.backends if route.kind != "Service" else ():
                 if b.weight > 0 and not b.endpoints:
                     # A real gateway would fail this share of requests; here it goes to
                     # the other backends (or 503 when none is left). Say so in the log.
