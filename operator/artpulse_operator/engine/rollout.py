@@ -56,6 +56,20 @@ Semantics (DESIGN.md section 2):
   no checks run; resume restarts the current step's hold.
 - Registry unreachable: ``RegistryReachable=False`` and nothing else changes (the action
   annotation is left for the next reconcile).
+- Workload readiness: a candidate track gets live weight (the first canary step, the
+  BlueGreen preview and the colour switch) only once its Deployment is ready
+  (``Observations.workloads_ready``, unknown = not ready) *and* the status read at the start
+  of the reconcile already had the track running the candidate, so a readiness seen before
+  this reconcile's apply (old template, or zero replicas) never counts. Until then the phase
+  stays Progressing with the weight it had (0 at first), no check runs, the step's hold has
+  not begun (``stepStartedAt`` is set when the weight is given), ``workloadWaitSince`` says
+  since when, Progressing has reason ``WaitingForWorkload`` and the plan looks again after
+  ``WORKLOAD_RECHECK_S``. A workload still not ready after ``workload_ready_timeout`` (the
+  larger of Kubernetes' default progress deadline, 600 s, and ``interval x failureLimit``)
+  rolls back with reason ``WorkloadNotReady`` (whatever ``rollback.automatic`` says: the
+  candidate never carried traffic, there is nothing for a human to judge). Later canary
+  steps, Single (a rolling update keeps the old pods serving) and the shadow phase (the
+  stable pods mirror) do not wait.
 - Restart-safe: every timer and counter is in the status, so a restarted operator neither
   repeats nor skips a step and promotes once.
 """
@@ -100,6 +114,7 @@ __all__ = [
     "analysis_target",
     "failed_status",
     "plan",
+    "workload_ready_timeout",
 ]
 
 ACTION_ANNOTATION = "artpulse.io/action"
@@ -109,6 +124,10 @@ ACTIONS = ("promote", "abort", "retry", "pause", "resume")
 ROLLING = frozenset({Phase.SHADOWING, Phase.PROGRESSING, Phase.PROMOTING, Phase.DEGRADED})
 # How soon to look again while an alias move is waiting to show in the registry.
 PROMOTION_RECHECK_S = 1.0
+# How soon to look again while a candidate workload is awaited (pods loading the model).
+WORKLOAD_RECHECK_S = 2.0
+# Kubernetes' default Deployment progressDeadlineSeconds: the least time a workload gets.
+WORKLOAD_READY_MIN_TIMEOUT_S = 600.0
 MIN_REQUEUE_S = 1.0
 
 TAG_PREFIX = "artpulse.rollout."
@@ -196,6 +215,16 @@ def _check_base(status: RolloutStatus) -> datetime | None:
     return last
 
 
+def workload_ready_timeout(spec: ModelSpec) -> float:
+    """Seconds a candidate workload may take to become ready before the rollout is undone."""
+    return max(WORKLOAD_READY_MIN_TIMEOUT_S, spec.analysis.interval * spec.analysis.failure_limit)
+
+
+def _weight_pending(status: RolloutStatus) -> bool:
+    """Progressing, but the candidate's first weight waits for its workload (no check yet)."""
+    return status.workload_wait_since is not None and status.step_started_at is None
+
+
 def _bg_verified(status: RolloutStatus) -> bool:
     return status.analysis.passed_checks_in_step >= 1
 
@@ -213,6 +242,8 @@ def _target(spec: ModelSpec, status: RolloutStatus) -> AnalysisTarget | None:
         track = active if kind is StrategyType.BLUE_GREEN else TRACK_STABLE
         return AnalysisTarget(track, stable_v, window, shadow=True, shadow_version=cand_v)
     if status.phase is Phase.PROGRESSING:
+        if _weight_pending(status):
+            return None  # no traffic on the candidate yet: nothing to measure
         if kind is StrategyType.CANARY:
             return AnalysisTarget(TRACK_CANARY, cand_v, window, TRACK_STABLE, stable_v)
         if kind is StrategyType.SINGLE:
@@ -306,6 +337,8 @@ class _Planner:
     tags: list[VersionTag] = field(default_factory=list)
     action_handled: bool = False
     promote_requested: bool = False
+    # The status as read: what the last reconcile rendered and applied (see workload_ready).
+    before: RolloutStatus | None = None
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -356,6 +389,7 @@ class _Planner:
     # --- the plan --------------------------------------------------------------------------
 
     def run(self) -> Plan:
+        self.before = self.s
         if self.s.phase is Phase.FAILED:
             self.update(phase=Phase.STABLE if self.s.stable else Phase.PENDING, message=None)
         self.update(observed_generation=self.obs.generation)
@@ -477,6 +511,8 @@ class _Planner:
             # The hold of the current step starts again: nothing advances on stale checks.
             changes["step_started_at"] = self.now
             changes["analysis"] = replace(s.analysis, passed_checks_in_step=0)
+        if s.workload_wait_since is not None:
+            changes["workload_wait_since"] = self.now  # a pause does not eat the deadline
         self.update(**changes)
         self.event("Normal", "Resumed", f"rollout resumed in phase {phase}")
 
@@ -606,10 +642,72 @@ class _Planner:
         analysis = replace(s.analysis, passed_checks_in_step=0)
         if s.shadow is not None:
             self.update(shadow=replace(s.shadow, completed_at=self.now))
+        if self.kind is StrategyType.SINGLE:
+            self.update(
+                phase=Phase.PROGRESSING,
+                step_started_at=self.now,
+                analysis=analysis,
+                current_step=None,
+                canary_weight=100,
+            )
+            self.event(
+                "Normal", "RolledForward", f"stable track now runs version {s.candidate.version}"
+            )
+            return
+        # The candidate track is scaled up with weight 0; its weight waits for its pods.
+        self.update(
+            phase=Phase.PROGRESSING,
+            step_started_at=None,
+            analysis=analysis,
+            current_step=0 if self.kind is StrategyType.CANARY else None,
+            canary_weight=0,
+            workload_wait_since=self.now,
+        )
+        self.hold_for_workload(self.candidate_track())
+
+    def candidate_track(self) -> str:
+        if self.kind is StrategyType.CANARY:
+            return TRACK_CANARY
+        return _colors(self.spec, self.s)[1]
+
+    def workload_ready(self, track: str) -> bool:
+        """The track runs the candidate, as applied by an earlier reconcile, and is ready."""
+        cand = self.s.candidate
+        seen = self.before.tracks.get(track) if self.before is not None else None
+        return (
+            cand is not None
+            and seen is not None
+            and seen.scaled
+            and seen.version is not None
+            and seen.version.version == cand.version
+            and self.obs.workloads_ready.get(track) is True
+        )
+
+    def hold_for_workload(self, track: str) -> None:
+        """Keep the weight where it is until ``track`` is ready; undo after the deadline."""
+        since = self.s.workload_wait_since or self.now
+        if self.s.workload_wait_since is None:
+            self.update(workload_wait_since=since)
+        timeout = workload_ready_timeout(self.spec)
+        version = self.s.candidate.version if self.s.candidate else "?"
+        if self.now >= since + timedelta(seconds=timeout):
+            self.rollback(
+                f"WorkloadNotReady: the {track} workload of version {version} was not ready "
+                f"within {timeout:g}s",
+                RolloutResult.ROLLED_BACK,
+            )
+            return
+        self.update(message=f"waiting for the {track} workload (version {version}) to become ready")
+
+    def give_first_weight(self) -> None:
+        """The candidate's workload is ready: its first step (or preview) begins now."""
+        s = self.s
+        assert s.candidate is not None
         common: dict[str, object] = {
-            "phase": Phase.PROGRESSING,
             "step_started_at": self.now,
-            "analysis": analysis,
+            "workload_wait_since": None,
+            "message": None,
+            "analysis": replace(s.analysis, passed_checks_in_step=0),
         }
         if self.kind is StrategyType.CANARY:
             weight = self.spec.strategy.canary.steps[0].weight
@@ -620,11 +718,6 @@ class _Planner:
                 f"step 1/{len(self.spec.strategy.canary.steps)}: "
                 f"{weight}% to version {s.candidate.version}",
             )
-        elif self.kind is StrategyType.SINGLE:
-            self.update(current_step=None, canary_weight=100, **common)
-            self.event(
-                "Normal", "RolledForward", f"stable track now runs version {s.candidate.version}"
-            )
         else:
             _, idle = _colors(self.spec, s)
             preview = self.spec.strategy.blue_green.preview_percent
@@ -634,6 +727,17 @@ class _Planner:
                 "PreviewStarted",
                 f"{idle} runs version {s.candidate.version} with {preview}% preview traffic",
             )
+
+    def first_weight_given(self) -> bool:
+        """False while the first weight waits for the workload (then it is handled here)."""
+        if not _weight_pending(self.s):
+            return True
+        track = self.candidate_track()
+        if self.workload_ready(track):
+            self.give_first_weight()
+        else:
+            self.hold_for_workload(track)
+        return False
 
     def count_gate(self, gate: GateResult) -> CountResult:
         target = _target(self.spec, self.s)
@@ -717,6 +821,8 @@ class _Planner:
             self.enter_live()
 
     def progress_canary(self) -> None:
+        if not self.first_weight_given():
+            return
         s = self.s
         steps = self.spec.strategy.canary.steps
         index = min(s.current_step or 0, len(steps) - 1)
@@ -752,6 +858,8 @@ class _Planner:
         )
 
     def progress_blue_green(self) -> None:
+        if not self.first_weight_given():
+            return
         s = self.s
         bg = self.spec.strategy.blue_green
         started = s.step_started_at or self.now
@@ -760,6 +868,12 @@ class _Planner:
         else:
             checked = self.now >= started + timedelta(seconds=self.spec.analysis.interval)
         if self.promote_requested or (checked and bg.auto_promote):
+            # The switch sends all traffic to the idle colour: never to pods still loading.
+            idle = self.candidate_track()
+            if not self.workload_ready(idle):
+                self.hold_for_workload(idle)
+                return
+            self.update(workload_wait_since=None)
             self.switch_colors()
         elif checked:
             self.update(message="preview passed: waiting for a promote action")
@@ -849,6 +963,7 @@ class _Planner:
             current_step=None,
             step_started_at=None,
             rollout_started_at=None,
+            workload_wait_since=None,
             paused_from=None,
             paused_by=None,
             last_rollout=record,
@@ -905,6 +1020,7 @@ class _Planner:
             rollout_started_at=None,
             previous=None if self.kind is StrategyType.BLUE_GREEN else s.previous,
             scale_down_at=None,
+            workload_wait_since=None,
             shadow=None,
             failed_versions=failed,
             last_rollout=record,
@@ -1091,9 +1207,11 @@ class _Planner:
         if phase in ROLLING and phase is not Phase.DEGRADED:
             version = s.candidate.version if s.candidate else "?"
             reason = "Paused" if s.phase is Phase.PAUSED else str(phase)
-            self.condition(
-                ConditionType.PROGRESSING, True, reason, f"rolling out version {version}"
-            )
+            message = f"rolling out version {version}"
+            if s.workload_wait_since is not None and s.phase is not Phase.PAUSED:
+                reason = "WaitingForWorkload"
+                message = s.message or f"{message}: waiting for its workload to become ready"
+            self.condition(ConditionType.PROGRESSING, True, reason, message)
         else:
             reason = (
                 str(s.last_rollout.result) if s.last_rollout and s.last_rollout.result else "Idle"
@@ -1131,6 +1249,8 @@ class _Planner:
                     end = started + timedelta(seconds=spec.analysis.interval)
                     if end > self.now:
                         delays.append((end - self.now).total_seconds())
+            if s.phase is Phase.PROGRESSING and s.workload_wait_since is not None:
+                delays.append(WORKLOAD_RECHECK_S)
             if s.phase is Phase.PROMOTING and self.moves:
                 delays.append(PROMOTION_RECHECK_S)
             if s.scale_down_at is not None:

@@ -430,6 +430,8 @@ class RolloutStatus:
     step_started_at: datetime | None = None
     rollout_started_at: datetime | None = None
     scale_down_at: datetime | None = None  # BlueGreen: when the old colour may scale to zero
+    # Since when the candidate's workload is awaited before it gets live weight (None: not waiting).
+    workload_wait_since: datetime | None = None
     paused_from: Phase | None = None  # the phase to go back to on resume
     paused_by: str | None = None  # "spec" | "action"
     tracks: Mapping[str, TrackStatus] = field(default_factory=dict)
@@ -472,6 +474,7 @@ class RolloutStatus:
             step_started_at=parse_time(d.get("stepStartedAt")),
             rollout_started_at=parse_time(d.get("rolloutStartedAt")),
             scale_down_at=parse_time(d.get("scaleDownAt")),
+            workload_wait_since=parse_time(d.get("workloadWaitSince")),
             paused_from=paused_from,
             paused_by=_opt_str(d.get("pausedBy")),
             tracks={
@@ -504,6 +507,7 @@ class RolloutStatus:
             "stepStartedAt": format_time(self.step_started_at),
             "rolloutStartedAt": format_time(self.rollout_started_at),
             "scaleDownAt": format_time(self.scale_down_at),
+            "workloadWaitSince": format_time(self.workload_wait_since),
             "pausedFrom": str(self.paused_from) if self.paused_from else None,
             "pausedBy": self.paused_by,
             "tracks": {k: v.to_dict() for k, v in self.tracks.items()},
