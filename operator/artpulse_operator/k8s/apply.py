@@ -120,6 +120,17 @@ def _problem(obj: Mapping[str, Any], exc: ApiError) -> ApplyProblem | None:
     return None
 
 
+# Routing before workloads: a rollback's weight 0 reaches the route before the
+# candidate's pods are scaled away, so no request is sent to a track with no pods
+# left. Adding weight is safe in this order too, because the engine only gives
+# weight to a track whose workload was already ready before this reconcile.
+_KIND_ORDER = {"Service": 0, "HTTPRoute": 1, "Ingress": 1, "Deployment": 2}
+
+
+def _apply_order(obj: Mapping[str, Any]) -> int:
+    return _KIND_ORDER.get(str(obj.get("kind")), 1)
+
+
 async def sync_owned(
     client: KubeClient,
     namespace: str,
@@ -138,7 +149,7 @@ async def sync_owned(
     result = SyncResult()
     if not desired:
         return result
-    for obj in desired:
+    for obj in sorted(desired, key=_apply_order):
         if not full and cache.unchanged(obj):
             result.skipped += 1
             continue
