@@ -230,6 +230,49 @@ def register(mlflow: MlflowClient, name: str, versions: int, champion: str = "1"
     mlflow.set_registered_model_alias(name, "champion", champion)
 
 
+class Kubelet:
+    """Reports every Deployment of a namespace ready (status subresource), as the local
+    cluster's process runtime does: the harness runs no kubelets, and the operator gives a
+    candidate live weight only once its workload is ready."""
+
+    def __init__(self, api: kclient.AppsV1Api, namespace: str) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.stopped = False
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stopped:
+            time.sleep(0.2)
+            try:
+                for dep in self.api.list_namespaced_deployment(self.namespace).items:
+                    want = int(dep.spec.replicas or 0)
+                    gen = int(dep.metadata.generation or 0)
+                    st = dep.status
+                    if (
+                        st is not None
+                        and int(st.observed_generation or 0) == gen
+                        and int(st.ready_replicas or 0) == want
+                        and int(st.updated_replicas or 0) == want
+                    ):
+                        continue
+                    self.api.patch_namespaced_deployment_status(
+                        dep.metadata.name,
+                        self.namespace,
+                        {
+                            "status": {
+                                "observedGeneration": gen,
+                                "replicas": want,
+                                "updatedReplicas": want,
+                                "readyReplicas": want,
+                                "availableReplicas": want,
+                            }
+                        },
+                    )
+            except Exception:
+                continue
+
+
 class DeploymentWatch:
     """Records when each Deployment event arrives, by name, with its image and replicas."""
 
@@ -364,6 +407,7 @@ def measure_rollbacks(
         tmp / "prometheus", targets=[f"127.0.0.1:{exporter.port}"], extra_labels={"namespace": ns}
     ).start()
     watch = DeploymentWatch(apps, ns)
+    kubelet = Kubelet(apps, ns)
     deltas: list[float] = []
     failures: list[str] = []
     try:
@@ -432,6 +476,7 @@ def measure_rollbacks(
                 log(f"rollback {i} not measured: {exc}")
     finally:
         watch.stopped = True
+        kubelet.stopped = True
         prom.stop()
         exporter.stop()
     return {"deltas": deltas, "failures": failures}
