@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from operator_process import (
     Kube,
     OperatorProcess,
+    StandInKubelet,
     apply_rbac,
     model_resource,
     register_model,
@@ -77,7 +78,9 @@ def operator(
 def kube(control_plane: Any, operator: OperatorProcess) -> Iterator[Kube]:
     namespace = f"{NS_PREFIX}{uuid.uuid4().hex[:6]}"
     control_plane.kubectl("create", "namespace", namespace)
-    yield Kube(control_plane, namespace)
+    # The operator gives the canary weight only once its workload is ready.
+    with StandInKubelet(control_plane, namespace):
+        yield Kube(control_plane, namespace)
     control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 

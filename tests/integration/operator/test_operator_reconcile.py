@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from operator_process import (
     Kube,
     OperatorProcess,
+    StandInKubelet,
     apply_rbac,
     condition,
     env_of,
@@ -309,6 +310,11 @@ def test_provider_switch_removes_the_old_provider(kube: Kube, mlflow_server: Any
 
 def test_weights_follow_the_rollout_for_every_provider(kube: Kube, mlflow_server: Any) -> None:
     """A candidate at the first step (10%): replica split, HTTPRoute weights, canary Ingress."""
+    with StandInKubelet(kube.cp, kube.ns):
+        _weights_follow_the_rollout(kube, mlflow_server)
+
+
+def _weights_follow_the_rollout(kube: Kube, mlflow_server: Any) -> None:
     model, _ = _create_stable(
         kube,
         mlflow_server,
