@@ -203,13 +203,19 @@ class StandInKubelet:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> StandInKubelet:
+    def start(self) -> StandInKubelet:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self._stopped.set()
         self._thread.join(timeout=10)
+
+    def __enter__(self) -> StandInKubelet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def _run(self) -> None:
         while not self._stopped.wait(0.3):

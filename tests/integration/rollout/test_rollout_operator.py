@@ -11,15 +11,12 @@ never promotes; an operator killed mid-rollout and restarted finishes once.
 from __future__ import annotations
 
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client as kclient
-from kubernetes import config as kconfig
 from mlflow.tracking import MlflowClient
 from rollout_exporter import Behaviour, Exporter
 
@@ -27,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 from operator_process import (
     Kube,
     OperatorProcess,
+    StandInKubelet,
     apply_rbac,
     condition,
     env_of,
@@ -73,57 +71,6 @@ def operator(
         print(proc.log_tail())
 
 
-class Kubelet:
-    """Stands in for the kubelets and the Deployment controller that the harness does not run.
-
-    Every Deployment in the namespace is reported rolled out and ready (status subresource) at
-    its current generation and replicas, as the local cluster's process runtime does for real
-    pods. The operator gives a candidate live weight only once its workload is ready.
-    """
-
-    def __init__(self, kubeconfig: Path, namespace: str) -> None:
-        api_client = kconfig.new_client_from_config(config_file=str(kubeconfig))
-        self.apps = kclient.AppsV1Api(api_client)
-        self.namespace = namespace
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stopped.wait(0.3):
-            try:
-                for dep in self.apps.list_namespaced_deployment(self.namespace).items:
-                    want = int(dep.spec.replicas or 0)
-                    gen = int(dep.metadata.generation or 0)
-                    st = dep.status
-                    if (
-                        st is not None
-                        and int(st.observed_generation or 0) == gen
-                        and int(st.ready_replicas or 0) == want
-                        and int(st.updated_replicas or 0) == want
-                    ):
-                        continue
-                    self.apps.patch_namespaced_deployment_status(
-                        dep.metadata.name,
-                        self.namespace,
-                        {
-                            "status": {
-                                "observedGeneration": gen,
-                                "replicas": want,
-                                "updatedReplicas": want,
-                                "readyReplicas": want,
-                                "availableReplicas": want,
-                            }
-                        },
-                    )
-            except Exception:  # a conflict or the namespace going away: try again
-                continue
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=5)
-
-
 class Setup:
     """One namespace, one registered model (v1 champion, v2 registered), exporter, Prometheus."""
 
@@ -133,7 +80,7 @@ class Setup:
         self.ns = f"{prefix}{uuid.uuid4().hex[:6]}"
         control_plane.kubectl("create", "namespace", self.ns)
         self.kube = Kube(control_plane, self.ns)
-        self.kubelet = Kubelet(control_plane.kubeconfig, self.ns)
+        self.kubelet = StandInKubelet(control_plane, self.ns).start()
         self.mlflow = MlflowClient(tracking_uri=mlflow_server.tracking_uri)
         self.model = register_model(mlflow_server.tracking_uri, 2, {"champion": "1"})
         self.exporter = Exporter(self.model)
