@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration" / "inference_server"))
 
 from artpulse_dev._proc import free_port, spawn, stop  # noqa: E402
 from artpulse_dev.mlflow_server import MlflowServer  # noqa: E402
+from artpulse_inference.core.features import FEATURE_NAMES  # noqa: E402
 from inference_server_helpers import random_rows, register_model  # noqa: E402
 
 MARKER = "bench_inference"
@@ -281,7 +282,7 @@ def render(runs: list[ServerRun], info: dict[str, str], duration: int) -> str:
         f"<!-- BEGIN {MARKER} -->",
         "## Inference server vs `mlflow models serve`",
         "",
-        "`loadtest/bench_inference.py`: the same registered model (21 feature columns) served by our",
+        f"`loadtest/bench_inference.py`: the same registered model ({len(FEATURE_NAMES)} feature columns) served by our",
         "server and by `mlflow models serve --env-manager local` (uvicorn, 1 worker), one after the",
         f"other in one run, loaded by wrk on loopback for {duration}s per cell. One row per request",
         "unless stated. Ratio = ours / MLflow's measured in the same run; the anchor is DESIGN.md section 6.",
