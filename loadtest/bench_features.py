@@ -51,6 +51,7 @@ from artpulse_inference.core.features import (  # noqa: E402
 )
 from artpulse_inference.training.dataset import extract_features_from_paths  # noqa: E402
 from artpulse_inference.training.demo_data import STYLES, render_image  # noqa: E402
+from report import write_section  # noqa: E402
 
 
 def naive_features(data: bytes) -> list[float]:
@@ -161,19 +162,6 @@ def render(results: list[dict[str, Any]], info: dict[str, str], args: argparse.N
     return "\n".join(lines)
 
 
-def write_section(text: str) -> Path:
-    path = REPO / "docs" / "benchmarks.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"<!-- BEGIN {MARKER} -->.*?<!-- END {MARKER} -->", re.S)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: text, current)
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(current)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--images", type=int, default=600)
@@ -222,7 +210,7 @@ def main() -> None:
     text = render(results, machine(), args)
     print(text)
     if not args.no_write:
-        print(f"wrote {write_section(text)}")
+        print(f"wrote {write_section(MARKER, text)}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from artpulse_dev._proc import free_port, spawn, stop  # noqa: E402
 from artpulse_dev.mlflow_server import MlflowServer  # noqa: E402
 from artpulse_inference.core.features import FEATURE_NAMES  # noqa: E402
 from inference_server_helpers import random_rows, register_model  # noqa: E402
+from report import write_section  # noqa: E402
 
 MARKER = "bench_inference"
 LUA = Path(__file__).with_name("bench_inference_post.lua")
@@ -318,19 +319,6 @@ def render(runs: list[ServerRun], info: dict[str, str], duration: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> Path:
-    path = REPO / "docs" / "benchmarks.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"<!-- BEGIN {MARKER} -->.*?<!-- END {MARKER} -->", re.S)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: text, current)
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(current)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
@@ -358,7 +346,7 @@ def main() -> None:
     text = render(runs, machine(), args.duration)
     print(text)
     if not args.no_write:
-        print(f"wrote {write_section(text)}")
+        print(f"wrote {write_section(MARKER, text)}")
     shutil.rmtree(work, ignore_errors=True)
 
 

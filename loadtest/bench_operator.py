@@ -50,6 +50,7 @@ from kubernetes import config as kconfig
 from kubernetes import watch as kwatch
 from mlflow.tracking import MlflowClient
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from report import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = "bench_operator"
@@ -563,19 +564,6 @@ def render(results: dict[str, Any], info: dict[str, str], args: argparse.Namespa
     return "\n".join(lines)
 
 
-def write_section(text: str) -> Path:
-    path = REPO / "docs" / "benchmarks.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"<!-- BEGIN {MARKER} -->.*?<!-- END {MARKER} -->", re.S)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: text, current)
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(current)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=1000)
@@ -655,7 +643,7 @@ def main() -> None:
     text = render(results, machine(), args)
     print(text)
     if not args.no_write:
-        print(f"wrote {write_section(text)}")
+        print(f"wrote {write_section(MARKER, text)}")
 
 
 if __name__ == "__main__":
