@@ -28,9 +28,10 @@ class Behaviour:
     drift: float = 0.02
 
 
-class Exporter:
-    def __init__(self, model: str) -> None:
-        self.model = model
+class InferenceFamilies:
+    """The inference server's request, latency, drift and shadow metric families, in one registry."""
+
+    def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "artpulse_http_requests",
@@ -54,6 +55,12 @@ class Exporter:
             ["model", "version", "track", "shadow_version"],
             registry=self.registry,
         )
+
+
+class Exporter(InferenceFamilies):
+    def __init__(self, model: str) -> None:
+        super().__init__()
+        self.model = model
         self.behaviours: dict[tuple[str, str], Behaviour] = {}
         self._carry: dict[tuple[str, str], float] = {}
         self._errors: dict[tuple[str, str], float] = {}

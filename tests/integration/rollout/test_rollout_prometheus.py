@@ -18,38 +18,17 @@ from artpulse_operator.engine.observations import Verdict
 from artpulse_operator.engine.rollout import AnalysisTarget
 from artpulse_operator.engine.spec import parse_spec
 from artpulse_operator.metrics import MetricsError, PrometheusSource, run_check
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import start_http_server
+from rollout_exporter import InferenceFamilies
 
 pytestmark = pytest.mark.integration
 
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
-
-class Exporter:
+class Exporter(InferenceFamilies):
     """Serves artpulse_* metrics for a stable (fast, clean) and a canary (slow, 10% 5xx) track."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        labels = ["model", "version", "track", "route", "method", "status"]
-        self.requests = Counter(
-            "artpulse_http_requests", "requests", labels, registry=self.registry
-        )
-        self.duration = Histogram(
-            "artpulse_http_request_duration_seconds",
-            "latency",
-            ["model", "version", "track", "route", "method"],
-            buckets=BUCKETS,
-            registry=self.registry,
-        )
-        self.drift = Gauge(
-            "artpulse_drift_score", "drift", ["model", "version", "track"], registry=self.registry
-        )
-        self.agreement = Gauge(
-            "artpulse_shadow_agreement_ratio",
-            "agreement",
-            ["model", "version", "track", "shadow_version"],
-            registry=self.registry,
-        )
+        super().__init__()
         self.port = free_port()
         self.server, self.thread = start_http_server(self.port, "127.0.0.1", self.registry)
         self.stop_event = threading.Event()
