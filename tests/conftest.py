@@ -1,8 +1,15 @@
-"""Session fixtures for the real parts: a Kubernetes control plane, MLflow and Prometheus.
+"""Session fixtures for the real parts: Kubernetes, MLflow and Prometheus.
 
-One control plane per test session (starting it takes seconds once the binaries are
-built); one MLflow server per session; a Prometheus per test that asks for one.
-Everything is stopped at the end, leaving no process behind.
+- `control_plane`: an API-only plane (etcd + kube-apiserver on loopback, no pods), for
+  tests of the API's validation and RBAC and of the operator's objects; seconds to start.
+- `cluster`: the real one-node cluster (`artpulse_dev.cluster`: controllers, scheduler,
+  kubelet, containerd, kube-proxy, cluster DNS, our images), started the first time a
+  test asks for it; one per session, since a node is the machine's.
+- one MLflow server per session; a Prometheus per test that asks for one.
+
+Tests marked `node_lifecycle` start and crash clusters of their own, so they run first,
+before the session's cluster exists. Everything is stopped at the end, leaving no process
+behind.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from artpulse_dev.cluster import Cluster
 from artpulse_dev.controlplane import ControlPlane
 from artpulse_dev.mlflow_server import MlflowServer
 from artpulse_dev.prometheus import Prometheus
@@ -30,6 +38,20 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         yield plane
     finally:
         plane.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Node lifecycle tests first: they need the machine's node to themselves."""
+    items.sort(key=lambda item: item.get_closest_marker("node_lifecycle") is None)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    node = Cluster(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 @pytest.fixture(scope="session")

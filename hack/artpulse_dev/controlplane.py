@@ -60,6 +60,9 @@ class Binaries:
     kubectl: Path
     kube_controller_manager: Path | None
     gateway_api_crds: Path | None
+    kube_scheduler: Path | None = None
+    kubelet: Path | None = None
+    kube_proxy: Path | None = None
 
     @property
     def bin_dir(self) -> Path:
@@ -89,11 +92,13 @@ def find_binaries(build: bool = True) -> Binaries:
         )
 
     etcd, apiserver, kubectl = lookup()
+    node_parts = ("kube-scheduler", "kubelet", "kube-proxy", "kube-controller-manager")
     if (
         etcd is None
         or apiserver is None
         or kubectl is None
         or not (cache / "gateway-api-crds").is_dir()
+        or not all((cache / name).is_file() for name in node_parts)
     ) and build:
         subprocess.run(["bash", str(KUBE_BINS_DIR / "build.sh")], check=True, stdout=sys.stderr)
         etcd, apiserver, kubectl = lookup()
@@ -104,7 +109,16 @@ def find_binaries(build: bool = True) -> Binaries:
         )
     kcm = _from_env_or_dirs("kube-controller-manager", "TEST_ASSET_KUBE_CONTROLLER_MANAGER", dirs)
     crds = cache / "gateway-api-crds"
-    return Binaries(etcd, apiserver, kubectl, kcm, crds if crds.is_dir() else None)
+    return Binaries(
+        etcd,
+        apiserver,
+        kubectl,
+        kcm,
+        crds if crds.is_dir() else None,
+        kube_scheduler=_from_env_or_dirs("kube-scheduler", "TEST_ASSET_KUBE_SCHEDULER", dirs),
+        kubelet=_from_env_or_dirs("kubelet", "TEST_ASSET_KUBELET", dirs),
+        kube_proxy=_from_env_or_dirs("kube-proxy", "TEST_ASSET_KUBE_PROXY", dirs),
+    )
 
 
 # --- certificates -----------------------------------------------------------------
@@ -125,8 +139,9 @@ def _write_key(key: rsa.RSAPrivateKey, path: Path) -> None:
     path.chmod(0o600)
 
 
-def _make_certs(cert_dir: Path) -> None:
-    """A CA, a serving certificate for 127.0.0.1/localhost and a service-account key."""
+def _make_certs(cert_dir: Path, extra_ips: tuple[str, ...] = ()) -> None:
+    """A CA, a serving certificate (loopback, the `kubernetes` Service, `extra_ips`), the
+    API server's client certificate for kubelets, and a service-account key."""
     now = dt.datetime.now(dt.UTC)
     ca_key = _key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "artpulse-dev-ca")])
@@ -157,12 +172,36 @@ def _make_certs(cert_dir: Path) -> None:
                     x509.DNSName("kubernetes.default.svc"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                     x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+                    *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in extra_ips),
                 ]
             ),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
     )
+    # The API server's identity towards kubelets (logs, exec, port-forward), in system:masters.
+    client_key = _key()
+    client_cert = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-kubelet-client"),
+                ]
+            )
+        )
+        .issuer_name(ca_name)
+        .public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(ca_key, hashes.SHA256())
+    )
+    (cert_dir / "kubelet-client.crt").write_bytes(
+        client_cert.public_bytes(serialization.Encoding.PEM)
+    )
+    _write_key(client_key, cert_dir / "kubelet-client.key")
     (cert_dir / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     _write_key(ca_key, cert_dir / "ca.key")
     (cert_dir / "apiserver.crt").write_bytes(serving_cert.public_bytes(serialization.Encoding.PEM))
@@ -175,11 +214,20 @@ def _make_certs(cert_dir: Path) -> None:
 
 @dataclass
 class ControlPlane:
-    """etcd + kube-apiserver under `state_dir`; `start()` returns when /readyz is ok."""
+    """etcd + kube-apiserver under `state_dir`; `start()` returns when /readyz is ok.
+
+    `advertise_address`: where the API server listens and what the `kubernetes` Service
+    points at; loopback for the API-only plane, the node's bridge address for a cluster
+    with a node (`cluster.py`), so pods reach it. `service_account_admission`: on for a
+    cluster whose controller-manager issues ServiceAccount tokens to pods; off for the
+    API-only plane, which runs no pods.
+    """
 
     state_dir: Path
     binaries: Binaries = field(default_factory=find_binaries)
     install_crds: bool = True
+    advertise_address: str = "127.0.0.1"
+    service_account_admission: bool = False
     url: str = ""
     _etcd: subprocess.Popen[bytes] | None = None
     _apiserver: subprocess.Popen[bytes] | None = None
@@ -213,7 +261,7 @@ class ControlPlane:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         pki = self.state_dir / "pki"
         pki.mkdir(exist_ok=True)
-        _make_certs(pki)
+        _make_certs(pki, extra_ips=(self.advertise_address,))
         self._start_etcd()
         try:
             self._start_apiserver(pki)
@@ -265,14 +313,19 @@ class ControlPlane:
         )
         token_file.chmod(0o600)
         port = free_port()
-        self.url = f"https://127.0.0.1:{port}"
+        self.url = f"https://{self.advertise_address}:{port}"
         log = self.logs_dir / "kube-apiserver.log"
+        admission = (
+            ["--enable-admission-plugins", "ServiceAccount,NodeRestriction"]
+            if self.service_account_admission
+            else ["--disable-admission-plugins", "ServiceAccount"]
+        )
         self._apiserver = spawn(
             [
                 self.binaries.kube_apiserver,
                 "--etcd-servers", self._etcd_url,
-                "--bind-address", "127.0.0.1",
-                "--advertise-address", "127.0.0.1",
+                "--bind-address", self.advertise_address,
+                "--advertise-address", self.advertise_address,
                 "--secure-port", str(port),
                 "--tls-cert-file", pki / "apiserver.crt",
                 "--tls-private-key-file", pki / "apiserver.key",
@@ -281,7 +334,10 @@ class ControlPlane:
                 "--authorization-mode", "RBAC",
                 "--service-cluster-ip-range", "10.0.0.0/16",
                 "--allow-privileged=true",
-                "--disable-admission-plugins", "ServiceAccount",
+                *admission,
+                "--kubelet-client-certificate", pki / "kubelet-client.crt",
+                "--kubelet-client-key", pki / "kubelet-client.key",
+                "--kubelet-preferred-address-types", "InternalIP",
                 "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
                 "--service-account-key-file", pki / "sa.key",
                 "--service-account-signing-key-file", pki / "sa.key",

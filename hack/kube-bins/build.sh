@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the control-plane binaries (kube-apiserver, etcd, kubectl,
-# kube-controller-manager) from the Go modules pinned in go.mod, once, into
+# Builds the cluster's binaries (kube-apiserver, etcd, kubectl,
+# kube-controller-manager, kube-scheduler, kubelet, kube-proxy) from the Go modules pinned in go.mod, once, into
 #   ${ARTPULSE_CACHE:-~/.cache/artpulse}/kube/<version>/
 # and prints that directory. A second run reuses what is there. Go's module and
 # build caches live beside it, outside the repository. A cold build takes
@@ -30,6 +30,9 @@ build etcd go.etcd.io/etcd/server/v3
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build kubectl k8s.io/kubernetes/cmd/kubectl
 build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+build kubelet k8s.io/kubernetes/cmd/kubelet
+build kube-proxy k8s.io/kubernetes/cmd/kube-proxy
 
 # The Gateway API CRDs ship inside their Go module; copy the standard channel.
 if [ ! -d "$out/gateway-api-crds" ]; then
