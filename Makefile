@@ -9,23 +9,26 @@ PYTEST := $(VENV)/bin/pytest
 PYTEST_ARGS ?=
 
 .PHONY: help install kube-bins lint fmt test test-unit test-integration test-e2e \
-        cluster-up cluster-down demo bench lock kind-up kind-e2e kind-down monitoring-up monitoring-down clean
+        cluster-up cluster-down cluster-status images demo bench lock kind-up kind-e2e kind-down monitoring-up monitoring-down clean
 
 help: ## List every command
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## Create .venv and install everything (Python deps, prometheus, nginx, chromium); idempotent
+install: ## Create .venv and install everything (Python deps, containerd, runc, CNI, buildah, chromium); idempotent
 	@bash hack/install.sh
 
-kube-bins: install ## Build kube-apiserver, etcd, kubectl from Go modules into ~/.cache/artpulse (once)
+kube-bins: install ## Build Kubernetes (apiserver, etcd, controller-manager, scheduler, kubelet, kube-proxy, kubectl) from Go modules into ~/.cache/artpulse (once)
 	@$(PY) -m artpulse_dev.controlplane build
+
+images: install ## Build the images (operator, inference, pause, coredns, traefik, prometheus) with buildah into ~/.cache/artpulse/images (cached)
+	@bash hack/images.sh build
 
 lint: install ## ruff (lint + format check), mypy, import-linter, hadolint, promtool
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/hadolint Dockerfile.operator Dockerfile.inference
+	$(VENV)/bin/hadolint Dockerfile.operator Dockerfile.inference images/*/Dockerfile
 	promtool check rules observability/prometheus/rules/*.yml
 	promtool test rules observability/prometheus/tests/*.yml
 
@@ -33,26 +36,29 @@ fmt: install ## Format and autofix with ruff
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install kube-bins lint ## Install, lint, then every test (unit, integration, e2e) in one session
+test: install kube-bins images lint ## Install, lint, then every test (unit, integration, e2e) in one session
 	@$(PYTEST) tests $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; fi; exit $$rc
 
 test-unit: install ## Unit tests only (no I/O)
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
-test-integration: install kube-bins ## Integration tests (real API server, MLflow, Prometheus, nginx)
+test-integration: install kube-bins ## Integration tests (real API server, the real node, MLflow, Prometheus)
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
 test-e2e: install kube-bins ## The end-to-end story on the local cluster
 	$(PYTEST) tests/e2e $(PYTEST_ARGS)
 
-cluster-up: install kube-bins ## Start the local development cluster (control plane, MLflow, Prometheus, operator, runtime, nginx)
+cluster-up: install kube-bins ## Start the local one-node cluster with ArtPulse as pods (operator, MLflow, Prometheus, Traefik)
 	@$(PY) -m artpulse_dev.localcluster up
 
-cluster-down: install ## Stop the local development cluster
+cluster-down: install ## Stop the local cluster; leaves no process, container, mount or iptables rule
 	@$(PY) -m artpulse_dev.localcluster down
 
-demo: install kube-bins ## The whole story: train, roll out, promote, roll back a bad model (a few minutes)
+cluster-status: install ## The local cluster's pods and where its parts are
+	@$(PY) -m artpulse_dev.localcluster status
+
+demo: install kube-bins ## The whole story on the local cluster: train, roll out, promote, roll back a bad model (a few minutes)
 	@$(PY) hack/demo.py
 
 bench: install kube-bins ## Run the benchmarks in loadtest/ and write docs/benchmarks.md

@@ -31,6 +31,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from artpulse_dev import hostnet
 from artpulse_dev._proc import spawn, stop, stop_pid
@@ -293,10 +294,10 @@ def stop_active() -> list[str]:
     """Stop the machine's node, whoever started it, and remove what it left; returns that."""
     found: list[str] = []
     net = NodeNetwork()
-    state: dict[str, object] = {}
+    state: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
-        state = json.loads(ACTIVE_FILE.read_text())
-    for pid in state.get("pids", []) or []:  # type: ignore[union-attr]
+        state = dict(json.loads(ACTIVE_FILE.read_text()))
+    for pid in state.get("pids") or []:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(int(pid), 0)
             found.append(f"process {pid}")

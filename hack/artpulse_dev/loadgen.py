@@ -1,10 +1,10 @@
-"""A small load generator for the local cluster: steady traffic through the nginx gateway.
+"""A small load generator for the local cluster: steady traffic through the Gateway.
 
-Development tooling. `hack/demo.py` and the e2e tests import `LoadGenerator` and
-read its outcomes (a request failed? which process answered? how long?); on its
+Development tooling. The demo's and the e2e tests' `Story` uses `LoadGenerator` and
+reads its outcomes (a request failed? which version answered? how long?); on its
 own it prints a summary line every few seconds:
 
-    python hack/loadgen.py http://127.0.0.1:PORT/ml/art-classifier/predict \\
+    python -m artpulse_dev.loadgen http://10.0.0.80/predict --header 'host: NAME.NS.artpulse.local' \\
         --rps 20 --duration 60 --body-file request.json [--header 'x-api-key: ...']
 
 Every request opens its own connection (no keep-alive), so a process that is

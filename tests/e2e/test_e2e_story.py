@@ -1,44 +1,37 @@
-"""The whole ArtPulse story on the local cluster, asserted: every part real.
+"""The whole ArtPulse story on the real one-node cluster, asserted: every part real.
 
-One module-wide local cluster on the session's control plane: the operator as `kopf
-run` with the shipped RBAC, the process runtime running the real inference server,
-nginx as the gateway, MLflow and Prometheus. Models are trained once with the real
-`artpulse` CLI; each scenario registers copies of those versions under its own model
-name, so the scenarios do not share aliases.
+ArtPulse as the shipped manifests install it (`manifests/overlays/local`, conftest.py):
+the operator as 2 pods with Kopf peering under its ServiceAccount and RBAC, MLflow and
+Prometheus (Kubernetes service discovery) as pods, Traefik serving the Gateway, the
+inference servers as pods the operator creates from the locally built image. All traffic
+goes through the Gateway, with an API key.
 
 - Canary: v2 is promoted through the steps (the champion alias moves, no request
   through the gateway fails meanwhile), then a bad v3 (latency fault) is rolled back
   by the operator within `interval x failureLimit` (plus a little) of its first
-  failed check; Events and `status.history` tell the story.
+  failed check, again without a failed request; Events and `status.history` tell it.
 - BlueGreen: a bad candidate takes over after the switch, fails its verification and the
-  colours flip back at once to the old colour, kept warm (its processes never stopped).
-- The operator killed in the middle of a canary and started again: no step repeated
-  or skipped, one promotion.
+  colours flip back at once to the old colour, kept warm (its pods never restarted).
+- The active operator pod is deleted in the middle of a canary: the standby takes over,
+  no step is repeated or skipped, one promotion.
 
-The driver (`Story`) is the one `make demo` uses (hack/demo.py).
+The driver (`Story`) is the one `make demo` uses (artpulse_dev.story).
 """
 
 from __future__ import annotations
 
-import sys
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
-from artpulse_dev.controlplane import ControlPlane
-from artpulse_dev.gateway import NginxGateway
-from artpulse_dev.localcluster import LocalCluster
-from artpulse_dev.runtime import ProcessRuntime
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA = REPO_ROOT / "tests" / "data" / "e2e"
-sys.path.insert(0, str(REPO_ROOT / "hack"))
-
-from demo import Story, parse_time, rollout_record  # noqa: E402
+from artpulse_dev.story import Story, parse_time, rollout_record
+from e2e_support import (
+    E2E,
+    assert_no_failed_requests,
+    event_reasons,
+    route_weights,
+    stable_is,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -47,112 +40,18 @@ FAILURE_LIMIT = 2  # analysis.failureLimit
 FAULT_LATENCY_MS = 600  # far above the 250 ms p95 gate
 
 
-@dataclass
-class E2E:
-    cluster: LocalCluster
-    namespaces: dict[str, str]
-    workdir: Path
-    base: Story  # trained the versions below under its model
-    v1: str
-    v2: str
-
-    @property
-    def runtime(self) -> ProcessRuntime:
-        assert self.cluster.runtime is not None
-        return self.cluster.runtime
-
-    @property
-    def gateway(self) -> NginxGateway:
-        assert self.cluster.gateway is not None
-        return self.cluster.gateway
-
-    def story(self, scenario: str) -> Story:
-        """A fresh model name per scenario, holding copies of the trained v1 and v2."""
-        return Story(
-            self.cluster,
-            workdir=self.workdir,
-            namespace=self.namespaces[scenario],
-            name=f"art-{scenario}",
-            model=f"e2e-{scenario}-{uuid.uuid4().hex[:6]}",
-        )
+def pod_uids(story: Story, track: str) -> set[str]:
+    """UIDs of the running pods of one of the model's tracks."""
+    out = story.kubectl(
+        "get", "pods", "-n", story.namespace,
+        "-l", f"app.kubernetes.io/instance={story.name},artpulse.io/track={track}",
+        "-o", "jsonpath={range .items[*]}{.metadata.uid} {.status.phase}{\"\\n\"}{end}",
+    )  # fmt: skip
+    return {line.split()[0] for line in out.splitlines() if line.endswith("Running")}
 
 
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not true after {timeout}s (last: {last!r})")
-
-
-@pytest.fixture(scope="module")
-def e2e(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
-    suffix = uuid.uuid4().hex[:6]
-    namespaces = {s: f"e2e-{s}-{suffix}" for s in ("canary", "bluegreen", "restart")}
-    for ns in namespaces.values():
-        control_plane.kubectl("create", "namespace", ns)
-    workdir = tmp_path_factory.mktemp("e2e")
-    cluster = LocalCluster(
-        state_dir=workdir / "cluster",
-        control_plane=control_plane,
-        namespaces=set(namespaces.values()),
-    )
-    cluster.start()
-    try:
-        base = Story(
-            cluster, workdir=workdir, namespace=namespaces["canary"], model=f"e2e-base-{suffix}"
-        )
-        base.demo_data(per_class=60)
-        v1 = base.train("--no-alias")
-        v2 = base.train("--no-alias", "--param", "C=2.0")
-        yield E2E(cluster, namespaces, workdir, base, v1, v2)
-    finally:
-        for ns in namespaces.values():
-            # With the operator still running, so its finalizers are handled.
-            control_plane.kubectl(
-                "delete", "artpulsemodels", "--all", "-n", ns, "--timeout=60s", check=False
-            )
-        cluster.stop()
-        for ns in namespaces.values():
-            control_plane.kubectl(
-                "delete",
-                "deployments,services,ingresses,httproutes",
-                "--all",
-                "-n",
-                ns,
-                check=False,
-            )
-            control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
-
-
-def _stable_is(version: str) -> Any:
-    return lambda s: (
-        s.get("phase") == "Stable" and (s.get("stable") or {}).get("version") == version
-    )
-
-
-def _start(e2e: E2E, scenario: str, manifest: str) -> tuple[Story, str, str]:
-    """The scenario's model with v1 champion and v2 ready, the resource applied, v1 serving."""
-    story = e2e.story(scenario)
-    v1 = story.copy_version(e2e.base.model, e2e.v1)
-    v2 = story.copy_version(e2e.base.model, e2e.v2)
-    story.set_alias("champion", v1)
-    story.apply(story.render((DATA / manifest).read_text()))
-    story.wait(_stable_is(v1), 240, f"{scenario}: v1 stable")
-    story.wait_route_ready()
-    return story, v1, v2
-
-
-def _reasons(story: Story) -> list[str]:
-    """Event reasons on the resource, an event repeated `count` times listed that often."""
-    return [str(e.get("reason")) for e in story.events() for _ in range(int(e.get("count") or 1))]
-
-
-def test_canary_promotes_a_good_version_and_rolls_back_a_bad_one(e2e: E2E) -> None:
-    story, v1, v2 = _start(e2e, "canary", "canary.yaml")
+def test_canary_promotes_a_good_version_and_rolls_back_a_bad_one(artpulse: E2E) -> None:
+    story, v1, v2 = artpulse.start("canary", "canary.yaml")
     load = story.start_traffic(rps=20)
     story.start_sampler(interval=0.5)
     try:
@@ -161,7 +60,7 @@ def test_canary_promotes_a_good_version_and_rolls_back_a_bad_one(e2e: E2E) -> No
         # v2 becomes the challenger: the canary walks its steps and is promoted.
         promote_started = time.time()
         story.set_alias("challenger", v2)
-        status = story.wait(_stable_is(v2), 300, "v2 promoted")
+        status = story.wait(stable_is(v2), 300, "v2 promoted")
         promoted_at = time.time()
         assert story.alias("champion") == v2
         record = rollout_record(status, v2)
@@ -177,8 +76,10 @@ def test_canary_promotes_a_good_version_and_rolls_back_a_bad_one(e2e: E2E) -> No
 
         # A bad v3 (v2 slowed by injected latency) becomes the challenger: rolled back.
         v3 = story.register_faulty_copy(v2, latency_ms=FAULT_LATENCY_MS)
+        rollback_started = time.time()
         story.set_alias("challenger", v3)
         status = story.wait(lambda s: s.get("phase") == "RolledBack", 300, "v3 rolled back")
+        rolled_back_at = time.time()
         record = rollout_record(status, v3)
         assert record is not None
         assert record["result"] == "RolledBack"
@@ -211,6 +112,8 @@ def test_canary_promotes_a_good_version_and_rolls_back_a_bad_one(e2e: E2E) -> No
             60,
             "traffic back on v2",
         )
+        # Not one request failed while the bad version came and went (checked last).
+        rollback_failures = load.failures(rollback_started, rolled_back_at + 2)
     finally:
         story.stop()
 
@@ -220,25 +123,22 @@ def test_canary_promotes_a_good_version_and_rolls_back_a_bad_one(e2e: E2E) -> No
     assert (v3, "RolledBack") in history or (status.get("lastRollout") or {}).get(
         "result"
     ) == "RolledBack"
-    reasons = _reasons(story)
+    reasons = event_reasons(story)
     for reason in ("RolloutStarted", "StepAdvanced", "Promoted", "AnalysisFailed", "RolledBack"):
         assert reason in reasons, reasons
     assert reasons.index("Promoted") < reasons.index("RolledBack"), reasons
     warnings = [e for e in story.events() if e.get("type") == "Warning"]
     assert any(v3 in str(e.get("message")) for e in warnings), warnings
     assert v1 != v2
+    assert_no_failed_requests(rollback_failures)
 
 
-def test_bluegreen_rolls_back_a_bad_candidate_at_once(e2e: E2E) -> None:
-    story, v1, v2 = _start(e2e, "bluegreen", "bluegreen.yaml")
+def test_bluegreen_rolls_back_a_bad_candidate_at_once(artpulse: E2E) -> None:
+    story, v1, v2 = artpulse.start("bluegreen", "bluegreen.yaml")
     status = story.status()
     active = status.get("activeColor")
     assert active in ("blue", "green")
-    active_pods = {
-        p["pid"]
-        for p in e2e.runtime.snapshot()
-        if p["namespace"] == story.namespace and p["deployment"] == f"{story.name}-{active}"
-    }
+    active_pods = pod_uids(story, active)
     assert active_pods
     load = story.start_traffic(rps=20)
     story.start_sampler(interval=0.5)
@@ -254,41 +154,36 @@ def test_bluegreen_rolls_back_a_bad_candidate_at_once(e2e: E2E) -> None:
 
         # The colours switched, the verification failed, and they flipped back: the old
         # colour is active again with the very processes it had (kept warm, never restarted).
-        reasons = _reasons(story)
+        reasons = event_reasons(story)
         assert "Switched" in reasons, reasons
         assert reasons.index("Switched") < reasons.index("RolledBack"), reasons
         assert status.get("activeColor") == active
         assert (status.get("stable") or {}).get("version") == v1
-        still = {
-            p["pid"]
-            for p in e2e.runtime.snapshot()
-            if p["namespace"] == story.namespace and p["deployment"] == f"{story.name}-{active}"
-        }
-        assert active_pods <= still
-        # The bad colour gets nothing through the gateway any more.
-        route = f"{story.namespace}/{story.name}"
-
-        def idle_share() -> float:
-            for r in e2e.gateway.describe():
-                if r["route"] == route:
-                    return float(
-                        sum(
-                            b["share"]
-                            for b in r["backends"]
-                            if not b["service"].endswith(f"-{active}")
-                        )
-                    )
-            return -1.0
-
-        wait_for(lambda: idle_share() == 0, 10, "no traffic on the idle colour")
-        assert load.failures(started, rolled_back_at) == []
+        assert active_pods <= pod_uids(story, active)
+        # The bad colour gets nothing through the gateway any more: the route says so, and
+        # the next 20 answers through Traefik all come from v1.
+        weights = route_weights(story)
+        assert weights[f"{story.name}-{active}"] == 100, weights
+        assert sum(weights.values()) == 100, weights
+        seen = len(load.outcomes)
+        wait_for(
+            lambda: (
+                len(tail := [o for o in load.outcomes[seen:] if o.ok]) >= 20
+                and all(o.version == v1 for o in tail[-20:])
+            ),
+            60,
+            "traffic on the old colour only",
+        )
         assert story.version_tags(bad).get("artpulse.rollout.result") == "rolled_back"
+        assert_no_failed_requests(load.failures(started, rolled_back_at))
     finally:
         story.stop()
 
 
-def test_operator_killed_mid_canary_resumes_without_repeating_a_step(e2e: E2E) -> None:
-    story, _v1, v2 = _start(e2e, "restart", "restart.yaml")
+def test_active_operator_pod_deleted_mid_canary_standby_resumes_without_repeating_a_step(
+    artpulse: E2E,
+) -> None:
+    story, _v1, v2 = artpulse.start("restart", "restart.yaml")
     load = story.start_traffic(rps=20)
     story.start_sampler(interval=0.5)
     try:
@@ -300,9 +195,17 @@ def test_operator_killed_mid_canary_resumes_without_repeating_a_step(e2e: E2E) -
             240,
             "the canary at its second step",
         )
-        e2e.cluster.kill_operator()
-        e2e.cluster.start_operator()
-        after = story.wait(_stable_is(v2), 300, "v2 promoted after the restart")
+        local = artpulse.local
+        active = local.active_operator()
+        assert active is not None, local.operator_pods()
+        local.kubectl("-n", "artpulse-system", "delete", "pod", active, "--wait=false")
+        # The standby (the other replica) takes over: a different pod becomes active.
+        wait_for(
+            lambda: (a := local.active_operator()) is not None and a != active,
+            60,
+            "the standby operator pod active",
+        )
+        after = story.wait(stable_is(v2), 300, "v2 promoted after the restart")
         # The step the operator was killed in was not started over: its start time held.
         assert before.get("currentStep") == 1
         in_step = {s.step_started_at for s in story.samples if s.candidate == v2 and s.step == 1}
@@ -315,8 +218,8 @@ def test_operator_killed_mid_canary_resumes_without_repeating_a_step(e2e: E2E) -
         assert steps in ([20, 40, 60, 100], [20, 40, 60]), steps  # each once, in order
         promoted = [h for h in after.get("history") or [] if h.get("result") == "Promoted"]
         assert [str(h.get("version")) for h in promoted].count(v2) == 1
-        assert _reasons(story).count("Promoted") == 1
+        assert event_reasons(story).count("Promoted") == 1
         assert story.alias("champion") == v2
-        assert load.failures() == []
+        assert_no_failed_requests(load.failures())
     finally:
         story.stop()

@@ -10,6 +10,9 @@ MLflow reads its HTTP settings from the environment on every request
 (``MLFLOW_HTTP_REQUEST_TIMEOUT``, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``,
 ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``), so they are process-wide: the first
 ``MlflowRegistry`` sets them unless the operator's environment already did.
+
+mlflow is an optional dependency of the operator (the ``mlflow-client`` extra): importing this
+module without it raises an ``ImportError`` that says so.
 """
 
 from __future__ import annotations
@@ -20,8 +23,15 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+try:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+except ImportError as exc:  # the operator image has no mlflow: only this adapter needs it
+    raise ImportError(
+        "artpulse_operator.registry.MlflowRegistry needs the mlflow package, which the "
+        "operator does not install by default: pip install 'artpulse-operator[mlflow-client]', "
+        "or use MlflowRestRegistry (MLflow's REST API over httpx, no mlflow import)"
+    ) from exc
 
 from artpulse_operator.engine.observations import ResolvedVersion
 from artpulse_operator.registry.base import RegistryError

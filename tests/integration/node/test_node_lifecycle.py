@@ -48,7 +48,10 @@ spec:
 def processes_under(run_dir: Path) -> list[str]:
     """Live processes whose command line names `run_dir` or its node's socket directory
     (every part of a node does, containerd's shims by their socket)."""
-    marks = [str(run_dir), str(_node(run_dir, find_binaries(build=False), NodeNetwork()).socket_dir)]
+    marks = [
+        str(run_dir),
+        str(_node(run_dir, find_binaries(build=False), NodeNetwork()).socket_dir),
+    ]
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():

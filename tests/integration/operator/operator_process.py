@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
@@ -147,10 +146,18 @@ class Kube:
         return items
 
 
-def model_resource(name: str, model: str, **spec: Any) -> dict[str, Any]:
+# The test workload (images/testhost): real pods with real probes that need no model, for
+# tests on the real node whose subject is the operator (weights, readiness, rollouts).
+TESTHOST_IMAGE = "localhost/artpulse-testhost:0.1.0"
+
+
+def model_resource(
+    name: str, model: str, image: str = "artpulse-inference:test", **spec: Any
+) -> dict[str, Any]:
+    """An ArtPulseModel; `image` defaults to one no node runs (API-only tests)."""
     base: dict[str, Any] = {
         "model": {"name": model, "pollInterval": "5s"},
-        "serving": {"image": "artpulse-inference:test", "replicas": 2},
+        "serving": {"image": image, "replicas": 2},
     }
     base.update(spec)
     return {
@@ -186,59 +193,3 @@ def condition(body: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
         if cond.get("type") == type_:
             return dict(cond)
     return None
-
-
-class StandInKubelet:
-    """Reports every Deployment of one namespace rolled out and ready, as kubelets would.
-
-    The harness runs no kubelets and no Deployment controller, and the operator gives a
-    candidate live weight only once its workload is ready; tests that move weights run
-    this beside the operator. It writes the status subresource only when it differs, so
-    resourceVersions settle. Use as a context manager.
-    """
-
-    def __init__(self, control_plane: Any, namespace: str) -> None:
-        self.control_plane = control_plane
-        self.namespace = namespace
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> StandInKubelet:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=10)
-
-    def __enter__(self) -> StandInKubelet:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        while not self._stopped.wait(0.3):
-            got = self.control_plane.kubectl(
-                "get", "deployments", "-n", self.namespace, "-o", "json", check=False
-            )
-            if got.returncode != 0:
-                continue
-            for dep in json.loads(got.stdout)["items"]:
-                want = int(dep["spec"].get("replicas") or 0)
-                generation = int(dep["metadata"].get("generation") or 0)
-                status = {
-                    "observedGeneration": generation,
-                    "replicas": want,
-                    "updatedReplicas": want,
-                    "readyReplicas": want,
-                    "availableReplicas": want,
-                }
-                current = dep.get("status") or {}
-                if all(int(current.get(k) or 0) == v for k, v in status.items()):
-                    continue
-                self.control_plane.kubectl(
-                    "patch", "deployment", dep["metadata"]["name"], "-n", self.namespace,
-                    "--subresource=status", "--type=merge", "-p", json.dumps({"status": status}),
-                    check=False,
-                )  # fmt: skip

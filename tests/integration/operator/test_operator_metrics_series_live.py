@@ -1,7 +1,8 @@
 """The operator's per-model series on its real /metrics, from a real reconcile loop.
 
 One operator process (``python -m artpulse_operator`` under the shipped RBAC) against the
-harness's API server and MLflow. An ArtPulseModel is taken into a canary rollout: /metrics shows
+real node's API server and MLflow; the model's workloads run as real pods of the test
+workload image (images/testhost), so readiness is the kubelet's. An ArtPulseModel is taken into a canary rollout: /metrics shows
 its phase (1 for Progressing, 0 for the eight other phases), its canary weight and rollout
 counters that start at 0; an abort counts once; after the resource is deleted every series
 naming it is gone. A replica under Kopf peering that gets paused (a peer of higher priority
@@ -18,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artpulse_dev.cluster import Cluster
+from artpulse_dev.controlplane import ControlPlane
 from mlflow.tracking import MlflowClient
 from operator_process import (
+    TESTHOST_IMAGE,
     Kube,
     OperatorProcess,
-    StandInKubelet,
     apply_rbac,
     model_resource,
     register_model,
@@ -55,6 +58,13 @@ PER_MODEL = (
 
 
 @pytest.fixture(scope="module")
+def control_plane(cluster: Cluster) -> ControlPlane:
+    """The operator gives the canary weight only once its workload is ready: the workloads here
+    run as real pods (the test workload image) on the node."""
+    return cluster.control_plane
+
+
+@pytest.fixture(scope="module")
 def operator(
     control_plane: Any, mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
@@ -78,9 +88,7 @@ def operator(
 def kube(control_plane: Any, operator: OperatorProcess) -> Iterator[Kube]:
     namespace = f"{NS_PREFIX}{uuid.uuid4().hex[:6]}"
     control_plane.kubectl("create", "namespace", namespace)
-    # The operator gives the canary weight only once its workload is ready.
-    with StandInKubelet(control_plane, namespace):
-        yield Kube(control_plane, namespace)
+    yield Kube(control_plane, namespace)
     control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
@@ -123,6 +131,7 @@ def test_phase_weight_and_rollouts_follow_the_model_and_go_with_it(
         model_resource(
             "art",
             model,
+            image=TESTHOST_IMAGE,
             strategy={
                 "type": "Canary",
                 "canary": {"steps": [{"weight": 10, "pause": ""}, {"weight": 100}]},
@@ -203,7 +212,7 @@ def test_a_replica_paused_by_peering_clears_its_model_series(
 
     wait_for(write_peering, "the KopfPeering written")
     model = register_model(mlflow_server.tracking_uri, 1, {"champion": "1"})
-    kube.apply(model_resource("art", model))
+    kube.apply(model_resource("art", model, image=TESTHOST_IMAGE))
     replica = OperatorProcess(
         control_plane,
         tmp_path / "operator.log",

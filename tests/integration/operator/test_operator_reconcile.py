@@ -3,7 +3,7 @@
 One operator process for the module (``python -m artpulse_operator`` under the shipped RBAC),
 one namespace per test. Shows: owned objects with ownerReferences and labels, an idempotent
 second reconcile, hand edits put back, spec changes applied, provider switches that leave
-nothing behind, weights moving per provider, status, Events, the action annotation, a
+nothing behind, status, Events, the action annotation, a
 registry outage that changes nothing, a missing route kind reported as Degraded.
 """
 
@@ -17,11 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
 from operator_process import (
     Kube,
     OperatorProcess,
-    StandInKubelet,
     apply_rbac,
     condition,
     env_of,
@@ -306,105 +304,6 @@ def test_provider_switch_removes_the_old_provider(kube: Kube, mlflow_server: Any
     kube.merge("apm", "art", {"spec": {"trafficRouting": {"provider": "Replicas", "nginx": None}}})
     wait_for(lambda: not kube.names("ingresses", selector), "the Ingresses removed")
     assert kube.names("services", selector) == {"art", "art-stable", "art-canary"}
-
-
-def test_weights_follow_the_rollout_for_every_provider(kube: Kube, mlflow_server: Any) -> None:
-    """A candidate at the first step (10%): replica split, HTTPRoute weights, canary Ingress."""
-    with StandInKubelet(kube.cp, kube.ns):
-        _weights_follow_the_rollout(kube, mlflow_server)
-
-
-def _weights_follow_the_rollout(kube: Kube, mlflow_server: Any) -> None:
-    model, _ = _create_stable(
-        kube,
-        mlflow_server,
-        strategy={
-            "type": "Canary",
-            "canary": {
-                "steps": [{"weight": 10, "pause": ""}, {"weight": 50, "pause": ""}, {"weight": 100}]
-            },
-        },
-        serving={"image": "artpulse-inference:test", "replicas": 4},
-        analysis={"interval": "1h"},  # no gate check during the test: only the weights move
-    )
-    client = MlflowClient(tracking_uri=mlflow_server.tracking_uri)
-    run = client.create_run(client.create_experiment(f"exp2-{model}"))
-    client.create_model_version(model, f"runs:/{run.info.run_id}/model", run.info.run_id)
-    client.set_registered_model_alias(model, "challenger", "2")
-
-    def status() -> dict[str, Any]:
-        return dict((kube.get("apm", "art") or {}).get("status") or {})
-
-    wait_for(
-        lambda: status().get("phase") == "Progressing" and status().get("canaryWeight") == 10,
-        "weight 10",
-        timeout=30,
-    )
-
-    def replicas() -> tuple[int, int]:
-        stable, canary = kube.get("deployment", "art-stable"), kube.get("deployment", "art-canary")
-        assert stable is not None
-        assert canary is not None
-        return stable["spec"]["replicas"], canary["spec"]["replicas"]
-
-    wait_for(lambda: replicas() == (3, 1), "replica split 3/1 for 10% of 4")
-    canary = kube.get("deployment", "art-canary")
-    assert canary is not None
-    assert env_of(canary)["MODEL_VERSION"] == "2"
-    service = kube.get("service", "art")
-    assert service is not None
-    assert "artpulse.io/track" not in service["spec"]["selector"]
-
-    kube.merge(
-        "apm",
-        "art",
-        {
-            "spec": {
-                "trafficRouting": {
-                    "provider": "GatewayAPI",
-                    "gatewayAPI": {"parentRefs": [{"name": "gw"}]},
-                }
-            }
-        },
-    )
-
-    def route_weights() -> dict[str, int]:
-        route = kube.get("httproute", "art")
-        assert route is not None
-        return {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
-
-    wait_for(lambda: route_weights() == {"art-stable": 90, "art-canary": 10}, "HTTPRoute 90/10")
-    assert replicas() == (4, 4)
-
-    # A manual promote moves to the next step; the annotation is acted on once and removed.
-    kube.run("annotate", "apm", "art", "artpulse.io/action=promote")
-    wait_for(lambda: route_weights() == {"art-stable": 50, "art-canary": 50}, "HTTPRoute 50/50")
-    body = wait_for(
-        lambda: (
-            (b := kube.get("apm", "art"))
-            and "artpulse.io/action" not in b["metadata"].get("annotations", {})
-            and b
-        ),
-        "the action annotation removed",
-    )
-    assert body["status"]["lastAction"]["action"] == "promote"
-    assert body["status"]["canaryWeight"] == 50
-
-    kube.merge(
-        "apm",
-        "art",
-        {"spec": {"trafficRouting": {"provider": "Nginx", "gatewayAPI": None, "nginx": {}}}},
-    )
-
-    def canary_weight() -> str | None:
-        ingress = kube.get("ingress", "art-canary")
-        return (
-            None
-            if ingress is None
-            else ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"]
-        )
-
-    wait_for(lambda: canary_weight() == "50", "canary Ingress weight 50")
 
 
 def test_registry_outage_changes_nothing(kube: Kube, mlflow_server: Any) -> None:

@@ -1,7 +1,8 @@
 """Progressive delivery end to end with real parts: API server, MLflow, Prometheus, operator.
 
-The operator runs as a process (``python -m artpulse_operator``) under the shipped RBAC; the
-candidate's metrics come from a small real exporter (``rollout_exporter``) scraped by a real
+The operator runs as a process (``python -m artpulse_operator``) under the shipped RBAC against
+the real node, whose pods (the test workload image, images/testhost) give the tracks their
+readiness; the candidate's metrics come from a small real exporter (``rollout_exporter``) scraped by a real
 Prometheus, with latency and error rate set per track and version. Shows: a good candidate
 is promoted and the champion alias moves in MLflow; a slow one and an erroring one are rolled
 back and tagged; no traffic is Inconclusive and never promotes; Prometheus stopped mid-rollout
@@ -17,14 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artpulse_dev.cluster import Cluster
+from artpulse_dev.controlplane import ControlPlane
 from mlflow.tracking import MlflowClient
 from rollout_exporter import Behaviour, Exporter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 from operator_process import (
+    TESTHOST_IMAGE,
     Kube,
     OperatorProcess,
-    StandInKubelet,
     apply_rbac,
     condition,
     env_of,
@@ -57,6 +60,12 @@ def start_operator(
 
 
 @pytest.fixture(scope="module")
+def control_plane(cluster: Cluster) -> ControlPlane:
+    """The workloads here run as real pods (the test workload image): the node's API server."""
+    return cluster.control_plane
+
+
+@pytest.fixture(scope="module")
 def operator(
     control_plane: Any, mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
@@ -80,7 +89,6 @@ class Setup:
         self.ns = f"{prefix}{uuid.uuid4().hex[:6]}"
         control_plane.kubectl("create", "namespace", self.ns)
         self.kube = Kube(control_plane, self.ns)
-        self.kubelet = StandInKubelet(control_plane, self.ns).start()
         self.mlflow = MlflowClient(tracking_uri=mlflow_server.tracking_uri)
         self.model = register_model(mlflow_server.tracking_uri, 2, {"champion": "1"})
         self.exporter = Exporter(self.model)
@@ -103,6 +111,7 @@ class Setup:
             model_resource(
                 "art",
                 self.model,
+                image=TESTHOST_IMAGE,
                 strategy={"type": "Canary", "canary": {"steps": steps}},
                 analysis=spec_analysis,
             )
@@ -137,7 +146,6 @@ class Setup:
         return [e for e in self.kube.events("art") if e.get("reason") == reason]
 
     def close(self) -> None:
-        self.kubelet.stop()
         self.exporter.stop()
 
 

@@ -27,6 +27,7 @@ KUSTOMIZATIONS = [
     "manifests/base",
     "manifests/overlays/staging",
     "manifests/overlays/production",
+    "manifests/overlays/local",
     "manifests/argocd",
     "manifests/monitoring/podmonitor",
 ]
@@ -35,6 +36,7 @@ DRY_RUN = [
     "manifests/base",
     "manifests/overlays/staging",
     "manifests/overlays/production",
+    "manifests/overlays/local",
     "manifests/argocd",
 ]
 NAMESPACE = "artpulse-system"
@@ -55,10 +57,11 @@ def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 def prerequisites(control_plane: ControlPlane) -> ControlPlane:
     base = REPO / "manifests/base"
     control_plane.kubectl("apply", "--server-side", "-f", str(base / "namespace.yaml"))
-    argocd_namespace = control_plane.kubectl(
-        "create", "namespace", "argocd", "--dry-run=client", "-o", "yaml"
-    ).stdout
-    control_plane.kubectl("apply", "-f", "-", input=argocd_namespace)
+    for namespace in ("argocd", "gateway"):  # the Argo CD app's, the local overlay's Gateway
+        manifest = control_plane.kubectl(
+            "create", "namespace", namespace, "--dry-run=client", "-o", "yaml"
+        ).stdout
+        control_plane.kubectl("apply", "-f", "-", input=manifest)
     kopf_crds = REPO / "manifests/crds/kopf-peering-crds.yaml"
     control_plane.kubectl("apply", "--server-side", "-f", str(kopf_crds))
     control_plane.kubectl(
