@@ -15,6 +15,11 @@ import uvicorn
 from .app import create_app
 from .settings import SettingsError, load_settings
 
+# How long an idle client connection stays open. A proxy in front must close its idle
+# upstream connections sooner (the local Traefik: 4 s), or it may send a request on a
+# connection this server is closing and answer 502.
+KEEP_ALIVE_SECONDS = 5
+
 
 def main() -> None:
     try:
@@ -36,6 +41,7 @@ def main() -> None:
         access_log=False,  # one line per request costs more than the request itself; metrics count them
         log_level=settings.log_level.lower(),
         proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=10,
     )
 

@@ -80,6 +80,13 @@ OWNED_KINDS: tuple[tuple[str, str], ...] = (
 # Fixed render order so the output (and the HTTPRoute's backendRefs) is stable between calls.
 _TRACK_ORDER = (TRACK_STABLE, TRACK_CANARY, TRACK_BLUE, TRACK_GREEN)
 _UID_GID = 10001
+# A deleted pod leaves the endpoints at the moment it gets SIGTERM, but a gateway learns that
+# later (Traefik throttles provider updates, 2 s by default; kube-proxy and ingress controllers
+# resync too). The pod keeps serving this long first, so a scale-down, a rolling update or the
+# canary's removal after a promotion or rollback drops no request routed to it meanwhile.
+DRAIN_SECONDS = 5
+# The drain, then the server's own graceful shutdown (10 s for in-flight requests), with room.
+TERMINATION_GRACE_SECONDS = 30
 
 
 def _track_key(track: str) -> tuple[int, str]:
@@ -267,6 +274,7 @@ def _deployment(
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         # The root filesystem is read-only; MLflow downloads the model into a temp dir.
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
@@ -297,6 +305,7 @@ def _deployment(
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                     "securityContext": {
                         "runAsNonRoot": True,
                         "runAsUser": _UID_GID,

@@ -153,6 +153,9 @@ def test_deployment_follows_the_workload_contract() -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    # A deleted pod serves on while gateways learn it is gone, then shuts down gracefully.
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert pod["terminationGracePeriodSeconds"] > 5 + 10
     assert container["envFrom"] == [{"secretRef": {"name": "art-auth"}}]
     assert container["resources"] == {"limits": {"cpu": "1"}}
     # The contract's variables first, in order, then the user's.
