@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from artpulse_dev._proc import wait_until
 from artpulse_dev.cluster import Cluster, stop_active
 from artpulse_dev.controlplane import OPERATOR_NAMESPACE, REPO_ROOT
@@ -160,11 +162,23 @@ class LocalCluster:
         return out.strip() == "True"
 
     def uninstall(self) -> None:
-        """Remove what the overlay installed (the session cluster goes on for other tests)."""
+        """Remove what the overlay installed but its CRDs, and wait until it is gone.
+
+        The session cluster goes on for other tests. CRDs stay, as Helm leaves them: deleting
+        one deletes every object of its kind in the cluster, other tenants' too. Waiting means
+        that no operator pod of the overlay is still acting, and that its namespaces are free
+        to be made again, when the next test begins.
+        """
         rendered = self.kubectl("kustomize", str(LOCAL_OVERLAY)).stdout
+        kept = [
+            doc
+            for doc in yaml.safe_load_all(rendered)
+            if doc and doc.get("kind") != "CustomResourceDefinition"
+        ]
         self.kubectl(
-            "delete", "--ignore-not-found", "--wait=false", "-f", "-", input=rendered, check=False
-        )
+            "delete", "--ignore-not-found", "--wait=true", "--timeout=300s", "-f", "-",
+            input=yaml.safe_dump_all(kept), timeout=320,
+        )  # fmt: skip
 
     def scale_operator(self, replicas: int) -> None:
         self.kubectl(
