@@ -14,6 +14,7 @@ import json
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -50,6 +51,21 @@ spec:
   selector: {{app: web}}
   ports: [{{name: http, port: 80, targetPort: http}}]
 """
+
+
+def http_status_once_routed(url: str, within: float) -> int:
+    """The status of GET url, retrying while nothing answers (rules not yet synced)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:  # an answer: routed
+            return error.code
+        except OSError:  # refused, reset or timed out: not routed yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def run_pod(
@@ -137,10 +153,10 @@ def test_a_deployment_rolls_out_and_its_service_routes(
         if (e.get("conditions") or {}).get("ready")
     ]
     assert len(ready) == 2
-    # kube-proxy routes the ClusterIP from the host ...
+    # kube-proxy routes the ClusterIP from the host (once it has synced the new Service: the
+    # endpoints being ready says nothing about when its rules are in) ...
     ip = get(cluster, "-n", ns, "service", "web")["spec"]["clusterIP"]
-    with urllib.request.urlopen(f"http://{ip}/", timeout=5) as response:
-        assert response.status == 200
+    assert http_status_once_routed(f"http://{ip}/", within=60) == 200
     # ... and from a pod, by the Service's name through cluster DNS.
     out = run_pod(
         cluster,
