@@ -14,7 +14,8 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,6 +53,42 @@ def apply_rbac(control_plane: Any) -> None:
     """The operator's ServiceAccount and ClusterRole as shipped."""
     control_plane.kubectl("create", "namespace", "artpulse-system", check=False)
     control_plane.kubectl("apply", "-f", str(REPO / "manifests" / "base" / "rbac.yaml"))
+
+
+def operator_for(
+    control_plane: Any, mlflow_uri: str, log_path: Path, namespaces: str, **env: str
+) -> OperatorProcess:
+    """An operator process (not started) watching ``namespaces`` (a glob), MLflow at mlflow_uri."""
+    return OperatorProcess(
+        control_plane,
+        log_path,
+        {"ARTPULSE_MLFLOW_TRACKING_URI": mlflow_uri, "ARTPULSE_NAMESPACES": namespaces, **env},
+    )
+
+
+@contextmanager
+def running_operator(
+    control_plane: Any, mlflow_uri: str, log_path: Path, namespaces: str, **env: str
+) -> Iterator[OperatorProcess]:
+    """``operator_for`` under the shipped RBAC, started; stopped after, with its log printed."""
+    apply_rbac(control_plane)
+    proc = operator_for(control_plane, mlflow_uri, log_path, namespaces, **env).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        print(proc.log_tail())
+
+
+@contextmanager
+def fresh_namespace(control_plane: Any, prefix: str) -> Iterator[Kube]:
+    """A new namespace ``<prefix><random>``, deleted (without waiting) afterwards."""
+    namespace = f"{prefix}{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl("create", "namespace", namespace)
+    try:
+        yield Kube(control_plane, namespace)
+    finally:
+        control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 @dataclass

@@ -27,8 +27,11 @@ from operator_process import (
     Kube,
     OperatorProcess,
     apply_rbac,
+    fresh_namespace,
     model_resource,
+    operator_for,
     register_model,
+    running_operator,
     wait_for,
 )
 from prometheus_client.parser import text_string_to_metric_families
@@ -68,28 +71,15 @@ def control_plane(cluster: Cluster) -> ControlPlane:
 def operator(
     control_plane: Any, mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    apply_rbac(control_plane)
-    proc = OperatorProcess(
-        control_plane,
-        tmp_path_factory.mktemp("operator-metrics") / "operator.log",
-        env={
-            "ARTPULSE_MLFLOW_TRACKING_URI": mlflow_server.tracking_uri,
-            "ARTPULSE_NAMESPACES": f"{NS_PREFIX}*",
-        },
-    ).start()
-    try:
+    log = tmp_path_factory.mktemp("operator-metrics") / "operator.log"
+    with running_operator(control_plane, mlflow_server.tracking_uri, log, f"{NS_PREFIX}*") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(proc.log_tail())
 
 
 @pytest.fixture
 def kube(control_plane: Any, operator: OperatorProcess) -> Iterator[Kube]:
-    namespace = f"{NS_PREFIX}{uuid.uuid4().hex[:6]}"
-    control_plane.kubectl("create", "namespace", namespace)
-    yield Kube(control_plane, namespace)
-    control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    with fresh_namespace(control_plane, NS_PREFIX) as kube:
+        yield kube
 
 
 def model_series(
@@ -213,14 +203,12 @@ def test_a_replica_paused_by_peering_clears_its_model_series(
     wait_for(write_peering, "the KopfPeering written")
     model = register_model(mlflow_server.tracking_uri, 1, {"champion": "1"})
     kube.apply(model_resource("art", model, image=TESTHOST_IMAGE))
-    replica = OperatorProcess(
+    replica = operator_for(
         control_plane,
+        mlflow_server.tracking_uri,
         tmp_path / "operator.log",
-        {
-            "ARTPULSE_MLFLOW_TRACKING_URI": mlflow_server.tracking_uri,
-            "ARTPULSE_NAMESPACES": namespace,
-            "ARTPULSE_PEERING_NAME": PEERING,
-        },
+        namespace,
+        ARTPULSE_PEERING_NAME=PEERING,
     )
     try:
         replica.start()

@@ -20,11 +20,11 @@ import yaml
 from operator_process import (
     Kube,
     OperatorProcess,
-    apply_rbac,
     condition,
     env_of,
     model_resource,
     register_model,
+    running_operator,
     wait_for,
 )
 
@@ -39,20 +39,9 @@ OWNED = "app.kubernetes.io/managed-by=artpulse-operator"
 def operator(
     control_plane: Any, mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    apply_rbac(control_plane)
-    proc = OperatorProcess(
-        control_plane,
-        tmp_path_factory.mktemp("operator") / "operator.log",
-        env={
-            "ARTPULSE_MLFLOW_TRACKING_URI": mlflow_server.tracking_uri,
-            "ARTPULSE_NAMESPACES": f"{NS_PREFIX}*",
-        },
-    ).start()
-    try:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with running_operator(control_plane, mlflow_server.tracking_uri, log, f"{NS_PREFIX}*") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(proc.log_tail())
 
 
 @pytest.fixture

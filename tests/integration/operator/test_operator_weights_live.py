@@ -7,7 +7,6 @@ readiness comes from the kubelet's probes. One operator process under the shippe
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,10 +18,11 @@ from operator_process import (
     TESTHOST_IMAGE,
     Kube,
     OperatorProcess,
-    apply_rbac,
     env_of,
+    fresh_namespace,
     model_resource,
     register_model,
+    running_operator,
     wait_for,
 )
 
@@ -38,30 +38,17 @@ def control_plane(cluster: Cluster) -> ControlPlane:
 
 @pytest.fixture(scope="module")
 def operator(
-    control_plane: ControlPlane, mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
+    control_plane: Any, mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    apply_rbac(control_plane)
-    proc = OperatorProcess(
-        control_plane,
-        tmp_path_factory.mktemp("operator") / "operator.log",
-        env={
-            "ARTPULSE_MLFLOW_TRACKING_URI": mlflow_server.tracking_uri,
-            "ARTPULSE_NAMESPACES": f"{NS_PREFIX}*",
-        },
-    ).start()
-    try:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with running_operator(control_plane, mlflow_server.tracking_uri, log, f"{NS_PREFIX}*") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(proc.log_tail())
 
 
 @pytest.fixture
 def kube(control_plane: ControlPlane, operator: OperatorProcess) -> Iterator[Kube]:
-    namespace = f"{NS_PREFIX}{uuid.uuid4().hex[:6]}"
-    control_plane.kubectl("create", "namespace", namespace)
-    yield Kube(control_plane, namespace)
-    control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    with fresh_namespace(control_plane, NS_PREFIX) as kube:
+        yield kube
 
 
 def test_weights_follow_the_rollout_for_every_provider(kube: Kube, mlflow_server: Any) -> None:

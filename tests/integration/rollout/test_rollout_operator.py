@@ -28,11 +28,12 @@ from operator_process import (
     TESTHOST_IMAGE,
     Kube,
     OperatorProcess,
-    apply_rbac,
     condition,
     env_of,
     model_resource,
+    operator_for,
     register_model,
+    running_operator,
     wait_for,
 )
 
@@ -44,19 +45,15 @@ SLOW = Behaviour(latency_s=0.2, error_fraction=0.0, rps=60)
 ERRORING = Behaviour(latency_s=0.02, error_fraction=0.3, rps=60)
 
 
+# Registry and metrics timeouts short, so the fault tests see a missing part quickly.
+FAULT_TIMEOUTS = {"ARTPULSE_REGISTRY_TIMEOUT_S": "3", "ARTPULSE_METRICS_TIMEOUT_S": "2"}
+
+
 def start_operator(
     control_plane: Any, mlflow_server: Any, log: Path, prefix: str
 ) -> OperatorProcess:
-    return OperatorProcess(
-        control_plane,
-        log,
-        env={
-            "ARTPULSE_MLFLOW_TRACKING_URI": mlflow_server.tracking_uri,
-            "ARTPULSE_NAMESPACES": f"{prefix}*",
-            "ARTPULSE_REGISTRY_TIMEOUT_S": "3",
-            "ARTPULSE_METRICS_TIMEOUT_S": "2",
-        },
-    ).start()
+    uri = mlflow_server.tracking_uri
+    return operator_for(control_plane, uri, log, f"{prefix}*", **FAULT_TIMEOUTS).start()
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +66,10 @@ def control_plane(cluster: Cluster) -> ControlPlane:
 def operator(
     control_plane: Any, mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    apply_rbac(control_plane)
-    proc = start_operator(
-        control_plane, mlflow_server, tmp_path_factory.mktemp("op") / "operator.log", NS_PREFIX
-    )
-    try:
+    log = tmp_path_factory.mktemp("op") / "operator.log"
+    uri = mlflow_server.tracking_uri
+    with running_operator(control_plane, uri, log, f"{NS_PREFIX}*", **FAULT_TIMEOUTS) as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(proc.log_tail())
 
 
 class Setup:
