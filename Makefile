@@ -9,7 +9,7 @@ PYTEST := $(VENV)/bin/pytest
 PYTEST_ARGS ?=
 
 .PHONY: help install kube-bins lint fmt test test-unit test-integration test-e2e \
-        cluster-up cluster-down cluster-status images demo bench lock kind-up kind-e2e kind-down monitoring-up monitoring-down clean
+        cluster-up cluster-down cluster-status images demo bench lock kind-up kind-down monitoring-up monitoring-down clean
 
 help: ## List every command
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,13 +69,10 @@ bench: install kube-bins ## Run the benchmarks in loadtest/ and write docs/bench
 lock: ## Re-pin constraints.txt from the current .venv (after changing dependencies)
 	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^artpulse' > constraints.txt
 
-kind-up: ## (needs Docker) create a kind cluster, load the images, deploy ArtPulse
+kind-up: ## (needs Docker and kind; not runnable here: no kind node image) kind cluster with the same images and overlay
 	@bash hack/kind.sh up
 
-kind-e2e: ## (needs Docker) run the e2e scenario against the kind cluster
-	@bash hack/kind.sh e2e
-
-kind-down: ## (needs Docker) delete the kind cluster
+kind-down: ## (needs Docker and kind) delete the kind cluster
 	@bash hack/kind.sh down
 
 monitoring-up: ## (needs Docker) Prometheus + Grafana with the ArtPulse rules and dashboards

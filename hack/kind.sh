@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# ArtPulse on a kind cluster, for users with Docker (the Makefile's kind-up, kind-e2e, kind-down).
+# ArtPulse on a kind cluster, for users with Docker (the Makefile's kind-up and kind-down):
+# the same images and the same overlay as the local node (`make cluster-up`).
 #
-#   hack/kind.sh up     create the cluster, build both images and load them into it, install the
-#                       Gateway API CRDs and ArtPulse (manifests/crds, then manifests/base: the
-#                       operator, MLflow and Prometheus), wait until everything is available
-#   hack/kind.sh e2e    run the e2e scenario (tests/e2e) against that cluster
+#   hack/kind.sh up     create the cluster, build the images with hack/images.sh (buildah, the
+#                       archives the local node imports) and load those archives into every
+#                       kind node, install the Gateway API CRDs and `manifests/overlays/local`
+#                       (CRDs, the operator with peering, MLflow, Prometheus, Traefik as the
+#                       Gateway), wait until everything is available
 #   hack/kind.sh down   delete the cluster
+#
+# The overlay pins ClusterIPs in 10.0.0.0/16: hack/kind-config.yaml gives kind that Service range.
+# Not run on the machines ArtPulse is developed on: kind needs a node image (kindest/node), which
+# no registry there serves and which cannot be built there; the e2e runs on the local node.
 #
 # Settings (environment): KIND_CLUSTER_NAME (artpulse), KIND_NODE_IMAGE (kind's default),
 # GATEWAY_API_CRDS (a file, directory or URL; default: the standard CRDs of the Go module
@@ -18,12 +24,7 @@ if [[ ${BASH_SOURCE[0]} == */* ]]; then here=${BASH_SOURCE[0]%/*}; fi
 cd "$here/.."
 CLUSTER=${KIND_CLUSTER_NAME:-artpulse}
 KUBECONFIG_FILE=$PWD/.artpulse/kind/kubeconfig
-VERSION=0.1.0
-while IFS= read -r line; do
-  if [[ $line =~ ^version\ *=\ *\"([^\"]+)\" ]]; then VERSION=${BASH_REMATCH[1]}; break; fi
-done < pyproject.toml
-OPERATOR_IMAGE=artpulse-operator:$VERSION
-INFERENCE_IMAGE=artpulse-inference:$VERSION
+IMAGES_DIR=${ARTPULSE_CACHE:-$HOME/.cache/artpulse}/images
 
 die() { echo "kind.sh: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
@@ -42,6 +43,7 @@ require_tools() {
   require_docker
   need kind "Install kind (a single binary: see the kind quick start) and run this again."
   need kubectl "Install kubectl (any version within one minor of the cluster)."
+  need buildah "The images are built with buildah, as for the local node (make install sets it up on Debian)."
 }
 
 cluster_exists() {
@@ -75,22 +77,28 @@ up() {
       --kubeconfig "$KUBECONFIG_FILE" ${KIND_NODE_IMAGE:+--image "$KIND_NODE_IMAGE"}
   fi
 
-  step "building $OPERATOR_IMAGE and $INFERENCE_IMAGE"
-  docker build -f Dockerfile.operator -t "$OPERATOR_IMAGE" .
-  docker build -f Dockerfile.inference -t "$INFERENCE_IMAGE" .
-  step "loading the images into the cluster"
-  kind load docker-image --name "$CLUSTER" "$OPERATOR_IMAGE" "$INFERENCE_IMAGE"
+  step "building the images (hack/images.sh)"
+  bash hack/images.sh build
+  step "loading them into the kind nodes"
+  local ref name
+  for ref in $(bash hack/images.sh list); do
+    name=${ref#localhost/}
+    kind load image-archive --name "$CLUSTER" "$IMAGES_DIR/${name%%:*}.tar"
+  done
 
   step "installing the Gateway API CRDs"
   install_gateway_api_crds
-  step "installing the ArtPulse CRDs"
-  kube apply --server-side -k manifests/crds
-  kube wait --for=condition=Established --timeout=120s crd -l app.kubernetes.io/part-of=artpulse
-  step "installing ArtPulse (operator, MLflow, Prometheus)"
-  kube apply --server-side -k manifests/base
+  step "installing ArtPulse (manifests/overlays/local)"
+  local rendered
+  rendered=$(kube kustomize manifests/overlays/local)
+  # Twice: the first pass creates the CRDs that later objects (Kopf's peering) need.
+  kube apply --server-side --force-conflicts -f - <<<"$rendered" || true
+  kube wait --for=condition=Established --timeout=120s crd --all
+  kube apply --server-side --force-conflicts -f - <<<"$rendered"
   kube -n artpulse-system rollout status deployment/mlflow --timeout=300s
   kube -n artpulse-system rollout status deployment/prometheus --timeout=300s
   kube -n artpulse-system rollout status deployment/artpulse-operator --timeout=300s
+  kube -n gateway rollout status deployment/traefik --timeout=300s
 
   cat <<EOT
 
@@ -98,29 +106,9 @@ ArtPulse is running on kind cluster "$CLUSTER".
   export KUBECONFIG=$KUBECONFIG_FILE
   kubectl -n artpulse-system port-forward svc/mlflow 5000       # MLflow UI: http://127.0.0.1:5000
   kubectl -n artpulse-system port-forward svc/prometheus 9090   # Prometheus: http://127.0.0.1:9090
+  kubectl -n gateway port-forward svc/traefik 8000:80           # the Gateway: http://127.0.0.1:8000
   kubectl apply -f manifests/examples/                          # an ArtPulseModel to roll out
-Run the e2e scenario with: make kind-e2e
 EOT
-}
-
-e2e() {
-  require_tools
-  cluster_exists || die "no kind cluster named $CLUSTER: run 'make kind-up' first"
-  [[ -x .venv/bin/pytest ]] || die ".venv/bin/pytest not found: run 'make install' first"
-  # The scenario talks to MLflow and Prometheus inside the cluster through port-forwards.
-  local pids=()
-  trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-  kube -n artpulse-system port-forward svc/mlflow 15000:5000 >/dev/null & pids+=($!)
-  kube -n artpulse-system port-forward svc/prometheus 19090:9090 >/dev/null & pids+=($!)
-  step "running tests/e2e against kind cluster $CLUSTER"
-  KUBECONFIG=$KUBECONFIG_FILE \
-  ARTPULSE_E2E_TARGET=kind \
-  ARTPULSE_E2E_KUBECONFIG=$KUBECONFIG_FILE \
-  ARTPULSE_E2E_INFERENCE_IMAGE=$INFERENCE_IMAGE \
-  ARTPULSE_E2E_MLFLOW_URI=http://127.0.0.1:15000 \
-  ARTPULSE_E2E_CLUSTER_MLFLOW_URI=http://mlflow.artpulse-system.svc:5000 \
-  ARTPULSE_E2E_PROMETHEUS_URL=http://127.0.0.1:19090 \
-    .venv/bin/pytest tests/e2e -m e2e -v
 }
 
 down() {
@@ -137,7 +125,6 @@ down() {
 
 case ${1:-} in
   up) up ;;
-  e2e) e2e ;;
   down) down ;;
-  *) echo "usage: hack/kind.sh up|e2e|down" >&2; exit 2 ;;
+  *) echo "usage: hack/kind.sh up|down" >&2; exit 2 ;;
 esac

@@ -8,13 +8,24 @@ ClusterIPs it pins are the ones the harness reaches the parts at.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import yaml
 from artpulse_dev import localcluster
+from artpulse_inference.server.__main__ import KEEP_ALIVE_SECONDS
 
 REPO = Path(__file__).resolve().parents[3]
 LOCAL = REPO / "manifests" / "overlays" / "local"
+# Where the harness reaches MLflow, Prometheus and the gateway: ClusterIPs the overlay pins.
+PINNED_IPS = [
+    url.split("//")[1].split(":")[0]
+    for url in (
+        localcluster.MLFLOW_HOST_URL,
+        localcluster.PROMETHEUS_HOST_URL,
+        localcluster.GATEWAY_HOST_URL,
+    )
+]
 
 
 def test_prometheus_config_is_the_base_with_a_faster_scrape() -> None:
@@ -40,10 +51,26 @@ def test_images_are_the_locally_built_ones() -> None:
 
 def test_the_fixed_cluster_ips_are_the_ones_the_harness_uses() -> None:
     text = (LOCAL / "kustomization.yaml").read_text() + (LOCAL / "gateway.yaml").read_text()
-    for url in (
-        localcluster.MLFLOW_HOST_URL,
-        localcluster.PROMETHEUS_HOST_URL,
-        localcluster.GATEWAY_HOST_URL,
-    ):
-        ip = url.split("//")[1].split(":")[0]
+    for ip in PINNED_IPS:
         assert f"clusterIP: {ip}" in text, ip
+
+
+def test_the_gateway_closes_idle_upstream_connections_before_the_server_does() -> None:
+    (deployment,) = [
+        d
+        for d in yaml.safe_load_all((LOCAL / "gateway.yaml").read_text())
+        if d and d["kind"] == "Deployment"
+    ]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    flag = "--serversTransport.forwardingTimeouts.idleConnTimeout="
+    (idle,) = [a.removeprefix(flag) for a in container["args"] if a.startswith(flag)]
+    assert idle.endswith("s")
+    assert float(idle.removesuffix("s")) < KEEP_ALIVE_SECONDS
+
+
+def test_kind_gives_the_overlay_its_service_range() -> None:
+    """`make kind-up` installs this overlay: its pinned ClusterIPs must be in kind's range."""
+    kind = yaml.safe_load((REPO / "hack" / "kind-config.yaml").read_text())
+    services = ipaddress.ip_network(kind["networking"]["serviceSubnet"])
+    for ip in PINNED_IPS:
+        assert ipaddress.ip_address(ip) in services, ip
