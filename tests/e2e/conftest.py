@@ -17,7 +17,8 @@ import pytest
 from artpulse_dev.cluster import Cluster
 from artpulse_dev.localcluster import LocalCluster
 from artpulse_dev.story import Story
-from e2e_support import E2E, SCENARIOS
+
+from .e2e_support import E2E, SCENARIOS
 
 
 @pytest.fixture(scope="package")

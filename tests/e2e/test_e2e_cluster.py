@@ -17,7 +17,8 @@ import time
 
 import httpx
 import pytest
-from e2e_support import E2E, route_weights, wait_for
+
+from .e2e_support import E2E, route_weights, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -24,7 +24,8 @@ import time
 
 import pytest
 from artpulse_dev.story import Story, parse_time, rollout_record
-from e2e_support import (
+
+from .e2e_support import (
     E2E,
     assert_no_failed_requests,
     event_reasons,
