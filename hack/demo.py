@@ -167,7 +167,9 @@ def run_story(story: Story, rps: float) -> dict[str, Any]:
     mark("v3 rolled back by the operator")
     time.sleep(5)  # traffic after the rollback, for the plot
     pods = story.kubectl("get", "pods", "-A", "-o", "wide")
-    memory = cluster_memory(story.cluster.node.run_dir)
+    node = story.cluster.node
+    assert node.node is not None
+    memory = cluster_memory(node.run_dir, node.node.socket_dir)
     story.stop()
 
     say("5/5 summary")

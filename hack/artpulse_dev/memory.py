@@ -1,9 +1,10 @@
 """What the local cluster costs in memory: every process of it, grouped by part.
 
-Used by the demo's summary and by `python -m artpulse_dev.memory RUN_DIR`. A process
+Used by the demo's summary and by `python -m artpulse_dev.memory RUN_DIR [SOCKET_DIR]`. A process
 belongs to the cluster when its command line names the cluster's run directory (etcd,
-the API server, the controllers, the kubelet, kube-proxy, containerd and its shims all
-do) or when it descends from one of those (every container of every pod). Memory is
+the API server, the controllers, the kubelet, kube-proxy and containerd do) or the node's
+socket directory (containerd's shims, which daemonize away from containerd, do), or when
+it descends from one of those (every container of every pod). Memory is
 the proportional set size (PSS: shared pages split between their users), so the parts
 add up to what the cluster really holds.
 """
@@ -42,10 +43,14 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
-def cluster_memory(run_dir: Path) -> dict[str, float]:
-    """MiB of PSS by part: the node's own processes by name, pods' processes as 'pods:<cmd>'."""
+def cluster_memory(*markers: Path) -> dict[str, float]:
+    """MiB of PSS by part: the node's own processes by name, pods' processes as 'pods:<cmd>'.
+
+    ``markers``: the paths whose mention in a command line makes a process the cluster's own
+    (the run directory, the node's socket directory).
+    """
     procs = _processes()
-    roots = {pid for pid, (_, _, cmd) in procs.items() if str(run_dir) in cmd}
+    roots = {pid for pid, (_, _, cmd) in procs.items() if any(str(m) in cmd for m in markers)}
     children: dict[int, list[int]] = defaultdict(list)
     for pid, (ppid, _, _) in procs.items():
         children[ppid].append(pid)
@@ -65,7 +70,7 @@ def cluster_memory(run_dir: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
-    usage = cluster_memory(Path(args[0]).resolve())
+    usage = cluster_memory(*(Path(a).resolve() for a in args))
     for part, mib in usage.items():
         print(f"{mib:8.1f} MiB  {part}")
     print(f"{sum(usage.values()):8.1f} MiB  total")
