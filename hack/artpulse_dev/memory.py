@@ -70,6 +70,9 @@ def cluster_memory(*markers: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
+    if not args:
+        print("usage: python -m artpulse_dev.memory RUN_DIR [SOCKET_DIR]", file=sys.stderr)
+        return 2
     usage = cluster_memory(*(Path(a).resolve() for a in args))
     for part, mib in usage.items():
         print(f"{mib:8.1f} MiB  {part}")

@@ -28,16 +28,18 @@ log = logging.getLogger("artpulse_operator.watch")
 GONE_PAUSE_S = 2.0
 
 _original = watching.continuous_watch
+# Watches whose last attempt was a 404: the warning is said once per outage, not per retry.
 _reported: set[str] = set()
 
 
 async def continuous_watch_until_gone(**kwargs: Any) -> AsyncIterator[Any]:
     """``continuous_watch``, ending (after ``GONE_PAUSE_S``) where it would raise a 404."""
+    where = f"{kwargs.get('resource')} in {kwargs.get('namespace') or 'the cluster'}"
     try:
         async for event in _original(**kwargs):
+            _reported.discard(where)  # served again: a later 404 is news worth a warning
             yield event
     except errors.APINotFoundError:
-        where = f"{kwargs.get('resource')} in {kwargs.get('namespace') or 'the cluster'}"
         level = logging.DEBUG if where in _reported else logging.WARNING
         _reported.add(where)
         log.log(level, "watch of %s: the resource is not served (404), trying again", where)

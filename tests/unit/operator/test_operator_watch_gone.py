@@ -45,6 +45,18 @@ async def test_other_errors_still_reach_kopf(inner: Any) -> None:
         await _drain(resource="httproutes", namespace="ns")
 
 
+async def test_a_watch_served_again_warns_again_at_its_next_404(
+    inner: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    gone = errors.APINotFoundError({"message": "404 page not found"}, status=404, headers={})
+    caplog.set_level("DEBUG", logger="artpulse_operator.watch")
+    inner(gone)
+    await _drain(resource="httproutes", namespace="again")  # events, then 404: a warning
+    await _drain(resource="httproutes", namespace="again")  # served again, then 404: another
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "again" in r.message]
+    assert len(warnings) == 2
+
+
 def test_install_replaces_what_kopfs_infinite_watch_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(watching, "continuous_watch", watching.continuous_watch)
     watch_gone.install()
