@@ -13,9 +13,10 @@ not share aliases. At the end the models are deleted with the operator still run
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +36,30 @@ class E2E:
     base: Story  # trained the versions below under its model
     v1: str
     v2: str
+    api_keys: dict[str, str] = field(default_factory=dict)  # namespace -> key
 
     def story(self, scenario: str) -> Story:
-        """A fresh model name per scenario, holding copies of the trained v1 and v2."""
+        """A fresh model name per scenario, holding copies of the trained v1 and v2.
+
+        The API key is the namespace's, the same for every story in it: a pod left over
+        from the scenario before, still terminating, must not answer with a stale key.
+        """
+        namespace = self.namespaces[scenario]
         return Story(
             self.local,
             workdir=self.workdir,
-            namespace=self.namespaces[scenario],
+            namespace=namespace,
             name=f"art-{scenario}",
             model=f"e2e-{scenario}-{uuid.uuid4().hex[:6]}",
+            api_key=self.api_keys.setdefault(namespace, secrets.token_urlsafe(24)),
         )
 
     def start(self, scenario: str, manifest: str) -> tuple[Story, str, str]:
         """The scenario's model with v1 champion and v2 ready, the resource applied, v1 serving."""
         story = self.story(scenario)
+        # The story before in this namespace deleted its model; its workloads go by
+        # garbage collection, after the delete returned. Start on an empty namespace.
+        wait_for(lambda: not workloads_left(story), 180, f"{scenario}: earlier workloads gone")
         v1 = story.copy_version(self.base.model, self.v1)
         v2 = story.copy_version(self.base.model, self.v2)
         story.set_alias("champion", v1)
@@ -56,6 +67,11 @@ class E2E:
         story.wait(stable_is(v1), 300, f"{scenario}: v1 stable")
         story.wait_route_ready()
         return story, v1, v2
+
+
+def workloads_left(story: Story) -> list[str]:
+    out = story.kubectl("get", "deployments,pods", "-n", story.namespace, "-o", "name")
+    return out.split()
 
 
 def stable_is(version: str) -> Any:
