@@ -7,16 +7,20 @@ table in ``operator/README.md`` lists the variables.
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ARTPULSE_", extra="ignore")
+    # hide_input_in_errors: a refused setting must not print the credentials next to it.
+    model_config = SettingsConfigDict(
+        env_prefix="ARTPULSE_", extra="ignore", hide_input_in_errors=True
+    )
 
     # Where the models and the gates' data live when a resource does not say.
     mlflow_tracking_uri: str | None = Field(
@@ -25,6 +29,68 @@ class Settings(BaseSettings):
     prometheus_url: str | None = Field(
         default=None, description="Default Prometheus URL (spec.analysis.prometheus.address wins)."
     )
+    # Credentials. The operator's own go only to the URLs allowed here (issue 13, finding 11);
+    # a resource naming another server brings a Secret of its own namespace.
+    mlflow_tracking_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_TOKEN"),
+        description="The operator's MLflow bearer token (sent only to allowlisted URIs).",
+    )
+    mlflow_tracking_username: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_USERNAME"),
+        description="The operator's MLflow basic-auth user (with MLFLOW_TRACKING_PASSWORD).",
+    )
+    mlflow_tracking_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_PASSWORD")
+    )
+    mlflow_credential_uris: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated MLflow URLs that may receive the operator's credentials (same "
+            "scheme, host, port; path at or below); empty: ARTPULSE_MLFLOW_TRACKING_URI only."
+        ),
+    )
+    prometheus_token: SecretStr | None = Field(
+        default=None, description="Bearer token for ARTPULSE_PROMETHEUS_URL only."
+    )
+    prometheus_username: str | None = Field(
+        default=None, description="Basic-auth user for ARTPULSE_PROMETHEUS_URL only."
+    )
+    prometheus_password: SecretStr | None = Field(default=None)
+    prometheus_ca_file: str | None = Field(
+        default=None, description="PEM CA bundle trusted for ARTPULSE_PROMETHEUS_URL."
+    )
+    prometheus_cert_file: str | None = Field(
+        default=None, description="PEM client certificate for ARTPULSE_PROMETHEUS_URL."
+    )
+    prometheus_key_file: str | None = Field(
+        default=None, description="PEM key of ARTPULSE_PROMETHEUS_CERT_FILE."
+    )
+    prometheus_insecure_skip_verify: bool = Field(
+        default=False,
+        description="Skip TLS verification of ARTPULSE_PROMETHEUS_URL (never in production).",
+    )
+    prometheus_org_id: str | None = Field(
+        default=None, description="X-Scope-OrgID sent to ARTPULSE_PROMETHEUS_URL (Mimir, Cortex)."
+    )
+
+    # The NetworkPolicy rendered per ArtPulseModel (spec.serving.networkPolicy wins).
+    network_policy: bool = Field(
+        default=True, description="Render a NetworkPolicy confining each model's pods."
+    )
+    network_policy_ingress_from: Annotated[list[dict[str, Any]], NoDecode] | None = Field(
+        default=None,
+        description=(
+            "JSON list of NetworkPolicyPeer objects allowed to reach the pods; empty: the "
+            "gateway namespace and the Prometheus pods of artpulse-system."
+        ),
+    )
+    network_policy_mlflow_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs of an MLflow outside the cluster; empty: any address.",
+    )
+
     registry_timeout_s: float = Field(default=5.0, gt=0, description="Timeout of one MLflow call.")
     metrics_timeout_s: float = Field(default=5.0, gt=0, description="Timeout of one PromQL query.")
 
@@ -62,12 +128,66 @@ class Settings(BaseSettings):
     health_port: int = Field(default=8080, ge=0, le=65535, description="0 disables the endpoint.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
 
-    @field_validator("namespaces", mode="before")
+    @field_validator(
+        "namespaces", "mlflow_credential_uris", "network_policy_mlflow_cidrs", mode="before"
+    )
     @classmethod
     def _split_namespaces(cls, value: object) -> object:
         if isinstance(value, str):
             return [ns.strip() for ns in value.split(",") if ns.strip()]
         return value
+
+    @field_validator("network_policy_ingress_from", mode="before")
+    @classmethod
+    def _parse_peers(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"must be a JSON list of NetworkPolicyPeer objects: {exc}"
+                ) from None
+        if value is not None and (
+            not isinstance(value, list) or not all(isinstance(p, dict) for p in value)
+        ):
+            raise ValueError("must be a JSON list of NetworkPolicyPeer objects")
+        return value
+
+    @model_validator(mode="after")
+    def _check_pairs(self) -> Settings:
+        pairs = (
+            (
+                "MLFLOW_TRACKING_USERNAME",
+                self.mlflow_tracking_username,
+                "MLFLOW_TRACKING_PASSWORD",
+                self.mlflow_tracking_password,
+            ),
+            (
+                "ARTPULSE_PROMETHEUS_USERNAME",
+                self.prometheus_username,
+                "ARTPULSE_PROMETHEUS_PASSWORD",
+                self.prometheus_password,
+            ),
+            (
+                "ARTPULSE_PROMETHEUS_CERT_FILE",
+                self.prometheus_cert_file,
+                "ARTPULSE_PROMETHEUS_KEY_FILE",
+                self.prometheus_key_file,
+            ),
+        )
+        for first, a, second, b in pairs:
+            if (a is None) != (b is None):
+                given, missing = (first, second) if a is not None else (second, first)
+                raise ValueError(f"{given} is set but {missing} is not: set both or neither")
+        return self
+
+    def mlflow_allowlist(self) -> list[str]:
+        """URLs that may receive the operator's MLflow credentials."""
+        if self.mlflow_credential_uris:
+            return list(self.mlflow_credential_uris)
+        return [self.mlflow_tracking_uri] if self.mlflow_tracking_uri else []
 
     @field_validator("log_level")
     @classmethod

@@ -13,7 +13,9 @@ What is rendered (DESIGN.md section 2, workload contract in INTERFACES.md):
 - a Service ``<name>-<track>`` per track and the model Service ``<name>``,
 - per provider: an HTTPRoute ``<name>`` with weighted backendRefs (GatewayAPI); an Ingress
   ``<name>`` and a canary Ingress ``<name>-canary`` with ``canary-weight`` (Nginx); nothing
-  extra for Replicas, where ``<name>`` selects every track carrying traffic.
+  extra for Replicas, where ``<name>`` selects every track carrying traffic,
+- a NetworkPolicy ``<name>`` confining every track's pods (``engine.network_policy``), unless
+  switched off.
 
 An empty ``status.tracks`` (nothing resolved yet) renders nothing, and the k8s layer then leaves
 existing objects alone.
@@ -24,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from artpulse_operator.engine.network_policy import NetworkPolicyDefaults, network_policy
 from artpulse_operator.engine.spec import ModelSpec, Provider
 from artpulse_operator.engine.status import (
     TRACK_BLUE,
@@ -75,6 +78,7 @@ OWNED_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "Service"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
 )
 
 # Fixed render order so the output (and the HTTPRoute's backendRefs) is stable between calls.
@@ -110,11 +114,13 @@ def desired_objects(
     status: RolloutStatus,
     *,
     tracking_uri: str | None = None,
+    network: NetworkPolicyDefaults | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the ArtPulseModel ``namespace/name`` owns, fully rendered.
 
     ``tracking_uri`` is the operator's default MLflow URI, used when ``spec.model.trackingUri``
-    is empty (the pods need one to load their model).
+    is empty (the pods need one to load their model). ``network`` holds the operator's
+    NetworkPolicy settings (None: the built-in defaults).
     """
     tracks = {t: status.tracks[t] for t in sorted(status.tracks, key=_track_key)}
     if not tracks:
@@ -138,6 +144,17 @@ def desired_objects(
         objects.append(_http_route(name, namespace, owner, spec, tracks))
     elif provider is Provider.NGINX:
         objects.extend(_ingresses(name, namespace, owner, spec, status, tracks))
+    policy = network_policy(
+        name,
+        namespace,
+        _metadata(name, namespace, owner, owner_labels(name)),
+        owner_labels(name),
+        spec,
+        network or NetworkPolicyDefaults(),
+        mlflow_uri,
+    )
+    if policy is not None:
+        objects.append(policy)
     return objects
 
 

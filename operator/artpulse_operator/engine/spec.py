@@ -18,11 +18,17 @@ Durations are seconds (``float``); :func:`parse_duration` understands ``"30s"``,
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
+
+from artpulse_operator.engine.spec_reader import Reader as _Reader
+from artpulse_operator.engine.spec_reader import (
+    SpecError,
+    format_duration,
+    parse_duration,
+)
 
 __all__ = [
     "DEFAULTS",
@@ -35,6 +41,7 @@ __all__ = [
     "GatewayAPISpec",
     "ModelRef",
     "ModelSpec",
+    "NetworkPolicySpec",
     "NginxSpec",
     "OnInconclusive",
     "ParentRef",
@@ -51,15 +58,6 @@ __all__ = [
     "parse_duration",
     "parse_spec",
 ]
-
-
-class SpecError(ValueError):
-    """The spec cannot be acted on. ``field`` is the path of the offending field."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class StrategyType(StrEnum):
@@ -89,41 +87,6 @@ class Color(StrEnum):
         return Color.GREEN if self is Color.BLUE else Color.BLUE
 
 
-# --- durations -------------------------------------------------------------------------------
-
-# One or more <number><unit> groups, units h, m, s, ms. The CRD uses the same pattern.
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$"
-_DURATION_RE = re.compile(DURATION_PATTERN)
-_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|h|m|s)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Parse ``"30s"``, ``"5m"``, ``"1h30m"``, ``"1.5h"``, ``"250ms"`` into seconds.
-
-    >>> parse_duration("1h30m")
-    5400.0
-    """
-    if not isinstance(text, str) or not _DURATION_RE.match(text):
-        raise ValueError(
-            f"invalid duration {text!r}: expected a number and a unit (h, m, s, ms), e.g. 30s, 5m, 1h30m"
-        )
-    return sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _DURATION_PART_RE.findall(text))
-
-
-def format_duration(seconds: float) -> str:
-    """Render seconds as a duration both Kubernetes users and PromQL understand.
-
-    >>> format_duration(90)
-    '90s'
-    >>> format_duration(0.25)
-    '250ms'
-    """
-    if seconds >= 1 and float(seconds).is_integer():
-        return f"{int(seconds)}s"
-    return f"{round(seconds * 1000)}ms"
-
-
 # --- the spec --------------------------------------------------------------------------------
 
 
@@ -133,9 +96,24 @@ class ModelRef:
 
     name: str
     tracking_uri: str | None = None  # None: the operator's default (settings)
+    credentials_secret: str | None = None  # Secret of the resource's namespace for MLflow auth
     stable_alias: str = "champion"
     candidate_alias: str = "challenger"
     poll_interval: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkPolicySpec:
+    """``spec.serving.networkPolicy``: the NetworkPolicy confining the inference pods.
+
+    ``enabled`` ``None`` follows the operator's setting; ``ingress_from`` (NetworkPolicyPeer
+    objects) replaces the operator's default sources when given; ``egress``
+    (NetworkPolicyEgressRule objects) is added to the DNS and MLflow rules.
+    """
+
+    enabled: bool | None = None
+    ingress_from: tuple[Mapping[str, Any], ...] | None = None
+    egress: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +126,7 @@ class ServingSpec:
     resources: Mapping[str, Any] = field(default_factory=dict)  # core ResourceRequirements
     env: tuple[Mapping[str, Any], ...] = ()  # core EnvVar objects, appended after ours
     secret_ref: str | None = None  # name of a Secret exposed as env (envFrom)
+    network_policy: NetworkPolicySpec = field(default_factory=NetworkPolicySpec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +211,9 @@ class TrafficRoutingSpec:
 @dataclass(frozen=True, slots=True)
 class PrometheusSpec:
     address: str | None = None  # None: the operator's default (settings)
+    credentials_secret: str | None = None  # Secret of the resource's namespace (auth, TLS)
+    org_id: str | None = None  # X-Scope-OrgID, with the resource's Secret or anonymous only
+    insecure_skip_verify: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,128 +300,39 @@ DEFAULTS: Mapping[str, Any] = {
 # --- parsing ---------------------------------------------------------------------------------
 
 
-_E = TypeVar("_E", bound=StrEnum)
-
-
-class _Reader:
-    """Typed access to one object of the raw spec, naming the field path in every error."""
-
-    def __init__(self, data: object, path: str) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise SpecError(path, f"must be an object, got {type(data).__name__}")
-        self.data: Mapping[str, Any] = data
-        self.path = path
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{key}"
-
-    def child(self, key: str) -> _Reader:
-        return _Reader(self.data.get(key), self.at(key))
-
-    def has(self, key: str) -> bool:
-        return self.data.get(key) is not None
-
-    def str_(self, key: str, default: str | None = None, *, required: bool = False) -> str:
-        value = self.data.get(key)
-        if value is None:
-            if required or default is None:
-                raise SpecError(self.at(key), "is required")
-            return default
-        if not isinstance(value, str) or (required and not value):
-            raise SpecError(self.at(key), "must be a non-empty string")
-        return value
-
-    def opt_str(self, key: str) -> str | None:
-        value = self.data.get(key)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            raise SpecError(self.at(key), "must be a string")
-        return value
-
-    def int_(
-        self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None
-    ) -> int:
-        value = self.data.get(key, default)
-        if value is None:
-            value = default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(self.at(key), "must be an integer")
-        self._check_range(key, value, minimum, maximum)
-        return value
-
-    def bool_(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise SpecError(self.at(key), "must be true or false")
-        return value
-
-    def opt_float(
-        self,
-        key: str,
-        default: float | None,
-        *,
-        minimum: float | None = None,
-        maximum: float | None = None,
-    ) -> float | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise SpecError(self.at(key), "must be a number")
-        self._check_range(key, value, minimum, maximum)
-        return float(value)
-
-    def duration(self, key: str, default: str, *, minimum: float = 0.0) -> float:
-        value = self.data.get(key, default)
-        if value is None:
-            value = default
-        try:
-            seconds = parse_duration(value)
-        except ValueError as exc:
-            raise SpecError(self.at(key), str(exc)) from None
-        if seconds < minimum:
-            raise SpecError(self.at(key), f"must be at least {format_duration(minimum)}")
-        return seconds
-
-    def enum(self, key: str, enum: type[_E], default: _E) -> _E:
-        value = self.data.get(key, default.value)
-        if value is None:
-            return default
-        try:
-            return enum(value)
-        except ValueError:
-            allowed = ", ".join(m.value for m in enum)
-            raise SpecError(self.at(key), f"must be one of {allowed}, got {value!r}") from None
-
-    def list_(self, key: str) -> Sequence[Any] | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list | tuple):
-            raise SpecError(self.at(key), "must be a list")
-        return value
-
-    def _check_range(
-        self, key: str, value: float, minimum: float | None, maximum: float | None
-    ) -> None:
-        if minimum is not None and value < minimum:
-            raise SpecError(self.at(key), f"must be at least {minimum}")
-        if maximum is not None and value > maximum:
-            raise SpecError(self.at(key), f"must be at most {maximum}")
-
-
 def _parse_model(r: _Reader) -> ModelRef:
     return ModelRef(
         name=r.str_("name", required=True),
         tracking_uri=r.opt_str("trackingUri"),
+        credentials_secret=_secret_name(r, "credentialsSecretRef"),
         stable_alias=r.str_("stableAlias", "champion"),
         candidate_alias=r.str_("candidateAlias", "challenger"),
         poll_interval=r.duration("pollInterval", "30s", minimum=MIN_POLL_INTERVAL_S),
+    )
+
+
+def _secret_name(r: _Reader, key: str) -> str | None:
+    if not r.has(key):
+        return None
+    return r.child(key).str_("name", required=True)
+
+
+def _objects(r: _Reader, key: str, what: str) -> tuple[Mapping[str, Any], ...] | None:
+    items = r.list_(key)
+    if items is None:
+        return None
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise SpecError(f"{r.at(key)}[{i}]", f"must be a {what} object")
+    return tuple(dict(item) for item in items)
+
+
+def _parse_network_policy(r: _Reader) -> NetworkPolicySpec:
+    enabled = r.bool_("enabled", True) if r.has("enabled") else None
+    return NetworkPolicySpec(
+        enabled=enabled,
+        ingress_from=_objects(r, "ingressFrom", "NetworkPolicyPeer"),
+        egress=_objects(r, "egress", "NetworkPolicyEgressRule") or (),
     )
 
 
@@ -459,6 +352,7 @@ def _parse_serving(r: _Reader) -> ServingSpec:
         resources=dict(resources),
         env=tuple(dict(e) for e in env),
         secret_ref=secret_ref,
+        network_policy=_parse_network_policy(r.child("networkPolicy")),
     )
 
 
@@ -548,6 +442,15 @@ def _parse_routing(r: _Reader) -> TrafficRoutingSpec:
     return TrafficRoutingSpec(provider=provider, gateway_api=gateway_api, nginx=nginx)
 
 
+def _parse_prometheus(r: _Reader) -> PrometheusSpec:
+    return PrometheusSpec(
+        address=r.opt_str("address"),
+        credentials_secret=_secret_name(r, "credentialsSecretRef"),
+        org_id=r.opt_str("orgId"),
+        insecure_skip_verify=r.bool_("insecureSkipVerify", False),
+    )
+
+
 def _parse_analysis(r: _Reader) -> AnalysisSpec:
     g = r.child("gates")
     return AnalysisSpec(
@@ -557,7 +460,7 @@ def _parse_analysis(r: _Reader) -> AnalysisSpec:
         min_requests=r.int_("minRequests", 50, minimum=0),
         on_inconclusive=r.enum("onInconclusive", OnInconclusive, OnInconclusive.HOLD),
         inconclusive_limit=r.int_("inconclusiveLimit", 10, minimum=1),
-        prometheus=PrometheusSpec(address=r.child("prometheus").opt_str("address")),
+        prometheus=_parse_prometheus(r.child("prometheus")),
         gates=GatesSpec(
             p95_latency_ms=g.opt_float("p95LatencyMs", None, minimum=0),
             max_error_rate=g.opt_float("maxErrorRate", 0.01, minimum=0, maximum=1),

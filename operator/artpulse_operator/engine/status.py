@@ -56,6 +56,7 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
     REGISTRY_REACHABLE = "RegistryReachable"
     METRICS_REACHABLE = "MetricsReachable"
+    CREDENTIALS_RESOLVED = "CredentialsResolved"  # engine.credentials.credentials_condition
 
 
 def format_time(value: datetime | None) -> str | None:

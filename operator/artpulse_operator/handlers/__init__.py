@@ -10,7 +10,8 @@ Run with ``python -m artpulse_operator`` (which imports this module), or
   ``artpulse.io/action`` annotation being set).
 - ``@kopf.daemon`` per resource reconciles again when the engine's ``requeue_after`` says so;
   while it runs, the resource's per-model metrics are exported (see ``metrics.operator``).
-- ``@kopf.on.event`` on owned Deployments, Services, HTTPRoutes and Ingresses wakes the owner
+- ``@kopf.on.event`` on owned Deployments, Services, HTTPRoutes, Ingresses and NetworkPolicies
+  wakes the owner
   when someone else edited one, so the edit is put back at once.
 """
 
@@ -119,6 +120,7 @@ async def follow(
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)
 @kopf.on.event("", "v1", "services", labels=OWNED)
 @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OWNED)
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=OWNED)
 @kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", labels=OWNED)
 async def owned_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     runtime = memo.get("runtime")

@@ -8,7 +8,9 @@ One pass, in order (the engine's contract, ``engine/rollout.py``):
 
 1. read the resource fresh (never a stale event body: the status is the rollout's memory);
 2. parse the spec; a spec the engine cannot act on becomes phase Failed, nothing else changes;
-3. resolve the MLflow aliases (unreachable: ``aliases=None``, the plan changes nothing else);
+3. resolve the credentials of MLflow and Prometheus (``credentials.resolver``: the operator's
+   only for allowlisted URLs, else the resource's Secret, else none), then the MLflow aliases
+   (unreachable or an unusable Secret: ``aliases=None``, the plan changes nothing else);
 4. run the gate check ``analysis_target`` says is due, if any;
 5. ``plan`` the next status; render ``desired_objects`` from it and apply them (weights first:
    a rollback is a weight of 0, written before anything else happens);
@@ -32,9 +34,12 @@ from typing import Any, Protocol
 
 import kopf
 
+from artpulse_operator.credentials.resolver import CredentialResolver, Endpoint
 from artpulse_operator.engine import rollout
+from artpulse_operator.engine.credentials import HttpAuth, with_credentials_condition
 from artpulse_operator.engine.desired import desired_objects
 from artpulse_operator.engine.gates import evaluate
+from artpulse_operator.engine.network_policy import NetworkPolicyDefaults
 from artpulse_operator.engine.observations import GateResult, Observations, ResolvedVersion
 from artpulse_operator.engine.rollout import ACTION_ANNOTATION, AnalysisTarget, EventSpec, Plan
 from artpulse_operator.engine.spec import ModelSpec, SpecError, parse_spec
@@ -44,11 +49,13 @@ from artpulse_operator.engine.status import (
     RolloutStatus,
     set_condition,
 )
+from artpulse_operator.handlers.clients import ClientCache
 from artpulse_operator.handlers.telemetry import Telemetry
 from artpulse_operator.k8s.apply import ApplyCache, ApplyProblem, SyncResult, sync_owned
-from artpulse_operator.k8s.client import ApiError, KubeClient, kind_for
+from artpulse_operator.k8s.client import ApiError, KubeClient
 from artpulse_operator.k8s.events import post_event
 from artpulse_operator.k8s.status import ARTPULSE_MODELS, write_status
+from artpulse_operator.k8s.workloads import workloads_ready
 from artpulse_operator.metrics import run_check
 from artpulse_operator.metrics.operator import (
     observe_rollback_latency,
@@ -66,7 +73,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-DEPLOYMENTS = kind_for("apps/v1", "Deployment")
 # Degraded reasons that belong to the k8s layer (the engine owns "GatesFailed").
 K8S_DEGRADED_REASONS = frozenset(
     {"RouteKindNotInstalled", "KindNotInstalled", "Forbidden", "Invalid", "ApplyFailed"}
@@ -117,32 +123,31 @@ class Reconciler:
 
     kube: KubeClient
     settings: Settings
-    registry_factory: Callable[[str], RegistryLike]
-    metrics_factory: Callable[[str], MetricsSourceLike]
+    # Clients for one URL and the credentials chosen for it (never the environment's).
+    registry_factory: Callable[[str, HttpAuth], RegistryLike]
+    metrics_factory: Callable[[str, HttpAuth], MetricsSourceLike]
     registry_errors: tuple[type[BaseException], ...]
+    credentials: CredentialResolver
+    network: NetworkPolicyDefaults = field(default_factory=NetworkPolicyDefaults)
     cache: ApplyCache = field(default_factory=ApplyCache)
     telemetry: Telemetry = field(default_factory=Telemetry)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    _registries: dict[str, RegistryLike] = field(default_factory=dict)
-    _metrics: dict[str, MetricsSourceLike] = field(default_factory=dict)
 
-    # --- clients per URI -------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        self._registries = ClientCache(self.registry_factory)
+        self._metrics = ClientCache(self.metrics_factory)
 
-    def registry_for(self, spec: ModelSpec) -> RegistryLike | None:
-        uri = spec.model.tracking_uri or self.settings.mlflow_tracking_uri
-        if not uri:
+    # --- clients per URL and credentials ---------------------------------------------------
+
+    def _registry(self, endpoint: Endpoint | None) -> RegistryLike | None:
+        if endpoint is None or endpoint.problem is not None:
             return None
-        if uri not in self._registries:
-            self._registries[uri] = self.registry_factory(uri)
-        return self._registries[uri]
+        return self._registries.get(endpoint.uri, endpoint.auth)
 
-    def metrics_for(self, spec: ModelSpec) -> MetricsSourceLike | None:
-        address = spec.analysis.prometheus.address or self.settings.prometheus_url
-        if not address:
+    def _metrics_source(self, endpoint: Endpoint | None) -> MetricsSourceLike | None:
+        if endpoint is None or endpoint.problem is not None:
             return None
-        if address not in self._metrics:
-            self._metrics[address] = self.metrics_factory(address)
-        return self._metrics[address]
+        return self._metrics.get(endpoint.uri, endpoint.auth)
 
     # --- one pass --------------------------------------------------------------------------
 
@@ -191,10 +196,14 @@ class Reconciler:
         annotations = meta.get("annotations") or {}
         action = annotations.get(ACTION_ANNOTATION) or None
 
-        aliases, registry_error = await self._resolve(spec)
+        mlflow = await self.credentials.mlflow(namespace, spec)
+        prometheus = await self.credentials.prometheus(namespace, spec)
+        aliases, registry_error = await self._resolve(spec, mlflow)
         target = rollout.analysis_target(spec, status, now) if aliases is not None else None
         check_started = time.perf_counter()
-        gate = await self._check(spec, namespace, target) if target is not None else None
+        gate = (
+            await self._check(spec, namespace, target, prometheus) if target is not None else None
+        )
         ready = await self._workloads_ready(namespace, name)
 
         result = rollout.plan(
@@ -218,6 +227,7 @@ class Reconciler:
             spec,
             result.status,
             tracking_uri=self.settings.mlflow_tracking_uri,
+            network=self.network,
         )
         try:
             sync = await sync_owned(
@@ -230,10 +240,16 @@ class Reconciler:
         self.telemetry.objects_deleted.inc(len(sync.deleted))
 
         new_status = self._with_apply_problems(result.status, sync.problems, now, generation)
+        new_status, credential_events = with_credentials_condition(
+            new_status,
+            [e.report for e in (mlflow, prometheus) if e is not None],
+            now,
+            generation,
+        )
         self._record_outcome(status, result, gate, check_started)
-        extra_events = self._transition_events(status, new_status, result)
+        extra_events = [*self._transition_events(status, new_status, result), *credential_events]
 
-        await self._registry_actions(spec, result)
+        await self._registry_actions(spec, result, mlflow)
 
         written = await self._write_status(namespace, name, meta, new_status, old_raw, status)
         # After the write: a conflict retries the pass, and a rollout must not count twice.
@@ -286,9 +302,11 @@ class Reconciler:
         return Outcome(requeue_after=None, phase=str(Phase.FAILED), status_written=written)
 
     async def _resolve(
-        self, spec: ModelSpec
+        self, spec: ModelSpec, endpoint: Endpoint | None
     ) -> tuple[Mapping[str, ResolvedVersion | None] | None, str | None]:
-        registry = self.registry_for(spec)
+        if endpoint is not None and endpoint.problem is not None:
+            return None, endpoint.problem.message  # nothing is sent without usable credentials
+        registry = self._registry(endpoint)
         if registry is None:
             return None, (
                 "no MLflow tracking URI: set spec.model.trackingUri or ARTPULSE_MLFLOW_TRACKING_URI"
@@ -302,8 +320,17 @@ class Reconciler:
             return None, str(exc) or type(exc).__name__
         return aliases, None
 
-    async def _check(self, spec: ModelSpec, namespace: str, target: AnalysisTarget) -> GateResult:
-        source = self.metrics_for(spec)
+    async def _check(
+        self,
+        spec: ModelSpec,
+        namespace: str,
+        target: AnalysisTarget,
+        endpoint: Endpoint | None,
+    ) -> GateResult:
+        if endpoint is not None and endpoint.problem is not None:
+            message = endpoint.problem.message
+            return evaluate(spec.analysis, None, None, message, shadow=target.shadow)
+        source = self._metrics_source(endpoint)
         if source is None:
             return evaluate(
                 spec.analysis,
@@ -318,35 +345,7 @@ class Reconciler:
         return gate
 
     async def _workloads_ready(self, namespace: str, name: str) -> dict[str, bool]:
-        """Per track: the Deployment runs its wanted replicas of the current template, all ready."""
-        from artpulse_operator.engine.desired import (
-            LABEL_INSTANCE,
-            LABEL_MANAGED_BY,
-            LABEL_TRACK,
-            MANAGED_BY,
-        )
-
-        items = await self.kube.list(
-            DEPLOYMENTS,
-            namespace,
-            label_selector=f"{LABEL_INSTANCE}={name},{LABEL_MANAGED_BY}={MANAGED_BY}",
-        )
-        ready: dict[str, bool] = {}
-        for item in items:
-            track = ((item.get("metadata") or {}).get("labels") or {}).get(LABEL_TRACK)
-            if not track:
-                continue
-            want = int((item.get("spec") or {}).get("replicas") or 0)
-            st = item.get("status") or {}
-            current = int(st.get("observedGeneration") or 0) >= int(
-                (item.get("metadata") or {}).get("generation") or 0
-            )
-            ready[track] = (
-                current
-                and int(st.get("readyReplicas") or 0) >= want
-                and int(st.get("updatedReplicas") or 0) >= want
-            )
-        return ready
+        return await workloads_ready(self.kube, namespace, name)
 
     def _with_apply_problems(
         self,
@@ -413,10 +412,12 @@ class Reconciler:
             events.append(EventSpec("Warning", new_d.reason, new_d.message))
         return events
 
-    async def _registry_actions(self, spec: ModelSpec, result: Plan) -> None:
+    async def _registry_actions(
+        self, spec: ModelSpec, result: Plan, endpoint: Endpoint | None
+    ) -> None:
         if not result.alias_moves and not result.version_tags:
             return
-        registry = self.registry_for(spec)
+        registry = self._registry(endpoint)
         if registry is None:
             return
         model = spec.model.name

@@ -15,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
+from artpulse_operator.credentials.resolver import CredentialResolver, OperatorAuth
+from artpulse_operator.engine.credentials import HttpAuth
 from artpulse_operator.engine.desired import FIELD_MANAGER, KIND, LABEL_INSTANCE
+from artpulse_operator.engine.network_policy import DEFAULT_INGRESS_FROM, NetworkPolicyDefaults
 from artpulse_operator.handlers.http import HealthServer
 from artpulse_operator.handlers.reconcile import Outcome, Reconciler
 from artpulse_operator.handlers.telemetry import Telemetry
@@ -29,7 +32,14 @@ from artpulse_operator.k8s.apply import ApplyCache
 from artpulse_operator.k8s.client import ApiError, KubeClient
 from artpulse_operator.settings import Settings
 
-__all__ = ["ResourceState", "Runtime", "build_runtime", "foreign_change"]
+__all__ = [
+    "ResourceState",
+    "Runtime",
+    "adapter_factories",
+    "build_runtime",
+    "foreign_change",
+    "network_defaults",
+]
 
 _log = logging.getLogger(__name__)
 # Field managers whose writes to owned objects are not hand edits (controllers, not people).
@@ -188,20 +198,55 @@ async def _wait_poke_or_stop(
             task.cancel()
 
 
-def build_runtime(cfg: Settings) -> Runtime:
-    """Clients from the settings; the MLflow and Prometheus adapters come from their packages."""
-    from artpulse_operator.metrics import PrometheusSource
-    from artpulse_operator.registry import MlflowRestRegistry, RegistryError
+def network_defaults(cfg: Settings) -> NetworkPolicyDefaults:
+    """The per-model NetworkPolicy settings (``ARTPULSE_NETWORK_POLICY*``)."""
+    peers = cfg.network_policy_ingress_from
+    return NetworkPolicyDefaults(
+        enabled=cfg.network_policy,
+        ingress_from=DEFAULT_INGRESS_FROM if peers is None else tuple(peers),
+        mlflow_cidrs=tuple(cfg.network_policy_mlflow_cidrs),
+    )
 
+
+def adapter_factories(
+    cfg: Settings,
+) -> tuple[Callable[[str, HttpAuth], Any], Callable[[str, HttpAuth], Any]]:
+    """The MLflow and Prometheus adapters the reconciler builds, one per URL and credentials.
+
+    MLflow's REST API over httpx (importing the mlflow client would cost ~150 MB RSS). Each
+    client gets the credentials the resolver chose for its URL, nothing else.
+    """
+    from artpulse_operator.metrics import PrometheusSource
+    from artpulse_operator.registry import MlflowRestRegistry
+
+    def registry(uri: str, auth: HttpAuth) -> MlflowRestRegistry:
+        return MlflowRestRegistry(uri, timeout_s=cfg.registry_timeout_s, auth=auth)
+
+    def metrics(address: str, auth: HttpAuth) -> PrometheusSource:
+        return PrometheusSource(address, timeout_s=cfg.metrics_timeout_s, auth=auth)
+
+    return registry, metrics
+
+
+def build_runtime(cfg: Settings) -> Runtime:
+    """Clients from the settings; the MLflow and Prometheus adapters come from their packages.
+
+    Raises ``ValueError`` naming the setting when a Prometheus CA or certificate file is bad.
+    """
+    from artpulse_operator.registry import RegistryError
+
+    operator_auth = OperatorAuth.from_settings(cfg)
+    registry_factory, metrics_factory = adapter_factories(cfg)
     kube = KubeClient.from_kubeconfig(cfg.kubeconfig, timeout_s=cfg.api_timeout_s)
     telemetry = Telemetry()
     reconciler = Reconciler(
         kube=kube,
         settings=cfg,
-        # MLflow's REST API over httpx: importing the mlflow client would cost ~150 MB RSS.
-        registry_factory=lambda uri: MlflowRestRegistry(uri, timeout_s=cfg.registry_timeout_s),
-        metrics_factory=lambda address: PrometheusSource(address, timeout_s=cfg.metrics_timeout_s),
+        registry_factory=registry_factory,
+        metrics_factory=metrics_factory,
         registry_errors=(RegistryError,),
+        credentials=CredentialResolver(kube, cfg, operator_auth),
+        network=network_defaults(cfg),
         cache=ApplyCache(),
         telemetry=telemetry,
     )

@@ -105,6 +105,8 @@ _KINDS: dict[tuple[str, str], ResourceKind] = {
         ResourceKind("v1", "Namespace", "namespaces", namespaced=False),
         ResourceKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
         ResourceKind("networking.k8s.io/v1", "Ingress", "ingresses"),
+        ResourceKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+        ResourceKind("v1", "Secret", "secrets"),
         ResourceKind("artpulse.io/v1alpha1", "ArtPulseModel", "artpulsemodels"),
     )
 }

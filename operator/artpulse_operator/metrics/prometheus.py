@@ -10,8 +10,9 @@ For one namespace, model, track and version over the analysis window ``w``:
 - shadow agreement (while shadowing): ``min(artpulse_shadow_agreement_ratio{sel,shadow_version="c"})``
   as exported by the stable pods that mirror requests to candidate ``c``
 
-Request selectors add ``route=~"/predict.*"`` so health probes and the landing page do not
-count as traffic. An empty result or NaN is ``None`` (no data); transport errors, HTTP
+Request selectors add ``route=~"/predict|/predict-image"`` so health probes, the landing
+page and the public demo do not count as traffic (nor do refused requests, which the
+server counts in a series of their own). An empty result or NaN is ``None`` (no data); transport errors, HTTP
 errors and malformed answers raise :class:`MetricsError`.
 """
 
@@ -22,11 +23,16 @@ from typing import Any
 
 import httpx
 
+from artpulse_operator.credentials.http import client_options
+from artpulse_operator.engine.credentials import HttpAuth
 from artpulse_operator.engine.observations import TrackMeasurement
 from artpulse_operator.engine.spec import format_duration
 from artpulse_operator.metrics.base import MetricsError
 
-PREDICT_ROUTES = "/predict.*"
+# Exactly the authenticated production routes: the public demo (/demo/predict) has its own
+# route label, and refused requests (401/403/429) are not in these series at all (they go
+# to artpulse_http_refused_requests_total), so anonymous traffic cannot move a gate.
+PREDICT_ROUTES = "/predict|/predict-image"
 
 
 def _label_value(value: str) -> str:
@@ -76,12 +82,23 @@ def gate_queries(
 
 
 class PrometheusSource:
-    """Instant queries against ``address`` (``http://prometheus.monitoring:9090``)."""
+    """Instant queries against ``address`` (``http://prometheus.monitoring:9090``).
 
-    def __init__(self, address: str, timeout_s: float = 5.0, client: httpx.Client | None = None):
+    ``auth`` carries what managed Prometheus, Thanos and Mimir ask for: a bearer token or basic
+    auth, a CA bundle and a client certificate, the ``X-Scope-OrgID`` tenant header. It is
+    chosen for this address by ``credentials.resolver``; nothing is read from the environment.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        timeout_s: float = 5.0,
+        client: httpx.Client | None = None,
+        auth: HttpAuth | None = None,
+    ):
         self.address = address.rstrip("/")
         self.timeout_s = timeout_s
-        self._client = client or httpx.Client(timeout=timeout_s)
+        self._client = client or httpx.Client(timeout=timeout_s, **client_options(auth))
 
     def close(self) -> None:
         self._client.close()

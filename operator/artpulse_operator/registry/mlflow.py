@@ -11,6 +11,12 @@ MLflow reads its HTTP settings from the environment on every request
 ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``), so they are process-wide: the first
 ``MlflowRegistry`` sets them unless the operator's environment already did.
 
+Credentials: MlflowClient reads ``MLFLOW_TRACKING_TOKEN``/``USERNAME``/``PASSWORD`` from the
+process environment for every request, whatever the URL. So this adapter refuses (a
+:class:`RegistryError`) to talk to a tracking URI outside ``credential_uris`` while such
+variables are set: the operator's credentials never reach a URI a tenant wrote (issue 13,
+finding 11). ``MlflowRestRegistry`` has explicit per-client credentials and no such limit.
+
 mlflow is an optional dependency of the operator (the ``mlflow-client`` extra): importing this
 module without it raises an ``ImportError`` that says so.
 """
@@ -20,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 try:
@@ -33,6 +39,7 @@ except ImportError as exc:  # the operator image has no mlflow: only this adapte
         "or use MlflowRestRegistry (MLflow's REST API over httpx, no mlflow import)"
     ) from exc
 
+from artpulse_operator.engine.credentials import uri_allowed
 from artpulse_operator.engine.observations import ResolvedVersion
 from artpulse_operator.registry.base import RegistryError
 
@@ -40,6 +47,23 @@ from artpulse_operator.registry.base import RegistryError
 _NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
 
 _env_lock = threading.Lock()
+# What MLflow's client sends from the environment to every URL it is given.
+CREDENTIAL_ENV = (
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+)
+
+
+def _refuse_unlisted(tracking_uri: str, credential_uris: Sequence[str]) -> None:
+    present = [name for name in CREDENTIAL_ENV if os.environ.get(name)]
+    if present and not uri_allowed(tracking_uri, credential_uris):
+        raise RegistryError(
+            f"MLflow at {tracking_uri}: not in the allowed credential URIs while "
+            f"{', '.join(present)} is set; MlflowClient would send them there. Use "
+            "MlflowRestRegistry (explicit per-URL credentials) or allow the URI"
+        )
 
 
 def _configure_http(timeout_s: float, max_retries: int) -> None:
@@ -68,7 +92,14 @@ def _brief(exc: BaseException) -> str:
 class MlflowRegistry:
     """The MLflow registry at ``tracking_uri`` (``http(s)://`` of an ``mlflow server``)."""
 
-    def __init__(self, tracking_uri: str, timeout_s: float = 5.0, max_retries: int = 0) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        timeout_s: float = 5.0,
+        max_retries: int = 0,
+        credential_uris: Sequence[str] = (),
+    ) -> None:
+        _refuse_unlisted(tracking_uri, credential_uris)
         _configure_http(timeout_s, max_retries)
         self.tracking_uri = tracking_uri
         self.timeout_s = timeout_s
@@ -160,12 +191,16 @@ _registries: dict[tuple[str, float], MlflowRegistry] = {}
 _registries_lock = threading.Lock()
 
 
-def registry_for(tracking_uri: str, timeout_s: float = 5.0) -> MlflowRegistry:
+def registry_for(
+    tracking_uri: str, timeout_s: float = 5.0, credential_uris: Sequence[str] = ()
+) -> MlflowRegistry:
     """One shared :class:`MlflowRegistry` per tracking URI (``spec.model.trackingUri`` may differ
     per resource; the clients are cheap but their HTTP sessions are worth keeping)."""
     key = (tracking_uri, timeout_s)
     with _registries_lock:
         registry = _registries.get(key)
         if registry is None:
-            registry = _registries[key] = MlflowRegistry(tracking_uri, timeout_s)
+            registry = _registries[key] = MlflowRegistry(
+                tracking_uri, timeout_s, credential_uris=credential_uris
+            )
         return registry

@@ -7,19 +7,22 @@ REST API (``/api/2.0/mlflow``), so this adapter speaks them directly, with the s
 and errors as :class:`~artpulse_operator.registry.mlflow.MlflowRegistry` and a real per-call
 timeout instead of MLflow's process-wide environment settings.
 
-Auth as the MLflow client does it: ``MLFLOW_TRACKING_TOKEN`` (bearer) or
-``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (basic) from the environment.
+Auth is explicit and per client (``auth``: bearer or basic, chosen by
+``credentials.resolver`` for this URL): unlike the MLflow client, nothing here reads
+``MLFLOW_TRACKING_*`` from the environment, so the operator's credentials never follow a
+tracking URI a tenant wrote (issue 13, finding 11).
 Blocking; async handlers call it through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
 
+from artpulse_operator.credentials.http import client_options
+from artpulse_operator.engine.credentials import HttpAuth
 from artpulse_operator.engine.observations import ResolvedVersion
 from artpulse_operator.registry.base import RegistryError
 
@@ -31,29 +34,22 @@ class _NotFound(Exception):
     pass
 
 
-def _auth() -> httpx.Auth | None:
-    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    if user and password:
-        return httpx.BasicAuth(user, password)
-    return None
-
-
-def _headers() -> dict[str, str]:
-    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
 class MlflowRestRegistry:
     """The MLflow registry at ``tracking_uri`` (``http(s)://`` of an ``mlflow server``)."""
 
     def __init__(
-        self, tracking_uri: str, timeout_s: float = 5.0, client: httpx.Client | None = None
+        self,
+        tracking_uri: str,
+        timeout_s: float = 5.0,
+        client: httpx.Client | None = None,
+        auth: HttpAuth | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri.rstrip("/")
         self.timeout_s = timeout_s
+        # follow_redirects off (httpx's default, kept on purpose): a redirect must not carry
+        # the credentials to another host.
         self._client = client or httpx.Client(
-            base_url=self.tracking_uri, timeout=timeout_s, auth=_auth(), headers=_headers()
+            base_url=self.tracking_uri, timeout=timeout_s, **client_options(auth)
         )
 
     def close(self) -> None:

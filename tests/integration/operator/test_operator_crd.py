@@ -154,6 +154,12 @@ def test_status_is_a_subresource(control_plane: Any, namespace: str) -> None:
         ("artpulsemodel.spec.strategy.canary.steps", "strictly ascending"),
         ("artpulsemodel.spec.trafficRouting.provider", "HTTPRoute"),
         ("apm.status.conditions", "RegistryReachable"),
+        ("apm.spec.model.credentialsSecretRef", "username and password"),
+        ("apm.spec.model.trackingUri", "ARTPULSE_MLFLOW_CREDENTIAL_URIS"),
+        ("apm.spec.analysis.prometheus.credentialsSecretRef", "tls.crt"),
+        ("apm.spec.analysis.prometheus.orgId", "X-Scope-OrgID"),
+        ("apm.spec.serving.networkPolicy", "egress only to DNS"),
+        ("apm.status.conditions", "CredentialsResolved"),
     ],
 )
 def test_kubectl_explain_teaches(control_plane: Any, path: str, needle: str) -> None:

@@ -30,6 +30,9 @@ ALLOWED = [
     ("delete", "services", "-n=ml"),
     ("patch", "httproutes.gateway.networking.k8s.io", "-n=ml"),
     ("delete", "ingresses.networking.k8s.io", "-n=ml"),
+    ("patch", "networkpolicies.networking.k8s.io", "-n=ml"),
+    ("delete", "networkpolicies.networking.k8s.io", "-n=ml"),
+    ("watch", "networkpolicies.networking.k8s.io", "--all-namespaces"),
     ("create", "events", "-n=ml"),
     ("list", "namespaces", ""),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""),
@@ -38,6 +41,7 @@ ALLOWED = [
 ]
 DENIED = [
     ("get", "secrets", "-n=kube-system"),
+    ("get", "secrets", "-n=ml"),  # only where the credentials reader is bound
     ("list", "secrets", "--all-namespaces"),
     ("get", "configmaps", "-n=ml"),
     ("create", "pods", "-n=ml"),
@@ -112,3 +116,34 @@ def test_an_authenticated_stranger_cannot_touch_artpulsemodels(rbac: Any) -> Non
     )
     assert result.returncode != 0
     assert "Forbidden" in result.stderr
+
+
+def test_the_credentials_reader_gets_secrets_only_where_it_is_bound(rbac: Any) -> None:
+    """spec.*.credentialsSecretRef: get by name in a namespace that opted in; never list."""
+    bound = f"creds-{uuid.uuid4().hex[:6]}"
+    other = f"creds-{uuid.uuid4().hex[:6]}"
+    for namespace in (bound, other):
+        rbac.kubectl("create", "namespace", namespace)
+        rbac.kubectl(
+            "create",
+            "secret",
+            "generic",
+            "mlflow-creds",
+            "-n",
+            namespace,
+            "--from-literal=token=t0k3n",
+        )
+    rbac.kubectl(
+        "create",
+        "rolebinding",
+        "artpulse-operator-credentials",
+        "-n",
+        bound,
+        "--clusterrole=artpulse-operator-credentials-reader",
+        "--serviceaccount=artpulse-system:artpulse-operator",
+    )
+    assert _can(rbac, "get", "secrets", f"-n={bound}") == "yes"
+    assert _can(rbac, "list", "secrets", f"-n={bound}") == "no"
+    assert _can(rbac, "watch", "secrets", f"-n={bound}") == "no"
+    assert _can(rbac, "get", "secrets", f"-n={other}") == "no"
+    assert _can(rbac, "get", "secrets", "-n=kube-system") == "no"

@@ -441,6 +441,52 @@ def test_objects_refused_by_a_quota_are_degraded_with_why(kube: Kube, mlflow_ser
     assert kube.get("deployment", "art-stable") is not None
 
 
+def test_a_network_policy_confines_the_pods_and_goes_when_switched_off(
+    kube: Kube, mlflow_server: Any
+) -> None:
+    """Finding 3 (network part): the model owns a NetworkPolicy for every track's pods."""
+    _, body = _create_stable(kube, mlflow_server)
+    policy = wait_for(lambda: kube.get("networkpolicy", "art"), "NetworkPolicy art")
+    (ref,) = policy["metadata"]["ownerReferences"]
+    assert (ref["kind"], ref["uid"]) == ("ArtPulseModel", body["metadata"]["uid"])
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector["app.kubernetes.io/instance"] == "art"
+    assert "artpulse.io/track" not in selector
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
+    kube.run(
+        "patch",
+        "apm",
+        "art",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"serving": {"networkPolicy": {"enabled": False}}}}),
+    )
+    wait_for(lambda: kube.get("networkpolicy", "art") is None, "NetworkPolicy deleted")
+
+
+def test_a_missing_credentials_secret_is_a_condition_naming_it(
+    kube: Kube, mlflow_server: Any
+) -> None:
+    """Finding 11: a Secret that cannot be read sends nothing and says which Secret."""
+    model = register_model(mlflow_server.tracking_uri, 1, {"champion": "1"})
+    resource = model_resource("art", model)
+    resource["spec"]["model"]["credentialsSecretRef"] = {"name": "no-such-secret"}
+    kube.apply(resource)
+    cond = wait_for(
+        lambda: condition(kube.get("apm", "art"), "CredentialsResolved"),
+        "CredentialsResolved set",
+    )
+    assert cond["status"] == "False"
+    # The shipped RBAC does not bind the credentials reader here: Forbidden, with the fix.
+    assert cond["reason"] == "SecretForbidden"
+    assert f"{kube.ns}/no-such-secret" in cond["message"]
+    assert "artpulse-operator-credentials-reader" in cond["message"]
+    registry = condition(kube.get("apm", "art"), "RegistryReachable")
+    assert registry is not None
+    assert registry["status"] == "False"
+
+
 def test_spec_the_engine_refuses_is_failed_not_retried(
     kube: Kube, mlflow_server: Any, control_plane: Any
 ) -> None:
