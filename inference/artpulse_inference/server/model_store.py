@@ -6,9 +6,15 @@ runs in a worker thread; the swap is a single reference assignment, so requests 
 holding the old model finish on it and new ones get the new one: nothing is dropped, and
 a failed load leaves the old model serving.
 
-Prediction avoids pandas: for the sklearn flavour the estimator is called on a float64
-matrix in the column order the estimator was fitted with. Other flavours fall back to
-the generic pyfunc path (a DataFrame), slower but correct.
+Only skops sklearn models are served, and nothing in a model runs code on load. The
+loader downloads the version's MLmodel file alone and lets :mod:`.model_format` decide
+from it (pickle, cloudpickle, pyfunc code: refused by name); then it downloads the one
+skops file and loads it with the trusted types fixed in ``core.skops_trust``, never with
+the list the MLmodel file carries. MLflow's own model loaders are not used at all, and
+pickle is switched off for them in this process anyway.
+
+Prediction avoids pandas: the estimator is called on a float64 matrix in the column
+order the estimator was fitted with.
 """
 
 from __future__ import annotations
@@ -29,11 +35,21 @@ import numpy as np
 import numpy.typing as npt
 
 from artpulse_inference.core.features import FEATURE_NAMES
+from artpulse_inference.core.skops_trust import (
+    OversizedModelError,
+    UntrustedTypesError,
+    load_trusted_skops,
+)
+
+from .model_format import MLMODEL_FILE, ModelRefused, ServableModel, decide, read_mlmodel
 
 log = logging.getLogger(__name__)
 
 # A progress bar per artifact download is noise in a server log.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# The server never unpickles. Forced, not a default: no setting switches it back on. The
+# loader below never calls MLflow's model loaders; this holds should anything else do.
+os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 
 BASELINE_ARTIFACT = "baseline_feature_stats.json"
 TRAINING_SUMMARY_ARTIFACT = "training_summary.json"
@@ -193,17 +209,6 @@ def single_row_cost_seconds(predict: Callable[[Matrix], Prediction], n_features:
     return float(np.median(times))
 
 
-def _pyfunc_predictor(model: Any, columns: tuple[str, ...]) -> Callable[[Matrix], Prediction]:
-    import pandas as pd
-
-    def predict(X: Matrix) -> Prediction:
-        out = model.predict(pd.DataFrame(X, columns=list(columns)))
-        values = out.iloc[:, 0] if hasattr(out, "iloc") and getattr(out, "ndim", 1) == 2 else out
-        return Prediction([str(v) for v in np.asarray(values).ravel()], None)
-
-    return predict
-
-
 class MlflowModelLoader:
     """Resolves a ``models:/`` URI in the registry and loads it with its run artifacts."""
 
@@ -212,13 +217,14 @@ class MlflowModelLoader:
         self.allow_fault_injection = allow_fault_injection
 
     def load(self, uri: str) -> LoadedModel:
-        import mlflow
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
         started = time.perf_counter()
         name, version, alias = parse_models_uri(uri)
-        client = MlflowClient(tracking_uri=self.tracking_uri or None)
+        # The registry is the tracking server: say so, or MLflow asks its global default.
+        uri_or_default = self.tracking_uri or None
+        client = MlflowClient(tracking_uri=uri_or_default, registry_uri=uri_or_default)
         try:
             if alias is not None:
                 mv = client.get_model_version_by_alias(name, alias)
@@ -231,34 +237,29 @@ class MlflowModelLoader:
                 f"registry at {self.tracking_uri or '(default)'} unreachable: {_short(exc)}"
             ) from exc
         resolved_uri = f"models:/{name}/{mv.version}"
+        try:
+            # Where the version's files are, asked of our client: MLflow's own resolution of
+            # a models:/ URI asks the process-wide default registry instead.
+            location = client.get_model_version_download_uri(name, str(mv.version))
+        except Exception as exc:
+            raise ModelLoadError(
+                f"registry lookup of {resolved_uri}'s files failed: {_short(exc)}"
+            ) from exc
+        files = _VersionFiles(resolved_uri, str(location).rstrip("/"), self.tracking_uri)
 
         with tempfile.TemporaryDirectory(prefix="artpulse-model-") as tmp:
-            try:
-                local = mlflow.artifacts.download_artifacts(
-                    artifact_uri=resolved_uri, dst_path=tmp, tracking_uri=self.tracking_uri or None
-                )
-                pyfunc_model = mlflow.pyfunc.load_model(local)
-            except Exception as exc:
-                raise ModelLoadError(f"loading {resolved_uri} failed: {_short(exc)}") from exc
-            columns = _signature_columns(pyfunc_model)
-            flavors = pyfunc_model.metadata.flavors
-            if "sklearn" in flavors:
-                import mlflow.sklearn
-
-                estimator = mlflow.sklearn.load_model(local)
-                fitted = getattr(estimator, "feature_names_in_", None)
-                if fitted is not None and (not columns or set(map(str, fitted)) == set(columns)):
-                    columns = tuple(str(c) for c in fitted)
-                if not columns:
-                    raise ModelLoadError(
-                        f"{resolved_uri} has no input signature and no feature names: cannot validate rows"
-                    )
-                predict, classes, is_compiled = _sklearn_predictor(estimator, len(columns))
-                flavor = "sklearn (compiled)" if is_compiled else "sklearn"
-            else:
-                if not columns:
-                    raise ModelLoadError(f"{resolved_uri} has no column-based input signature")
-                predict, classes, flavor = _pyfunc_predictor(pyfunc_model, columns), (), "pyfunc"
+            servable = _servable(files, Path(tmp))
+            estimator = _estimator(files, servable, Path(tmp))
+        columns = servable.columns
+        fitted = getattr(estimator, "feature_names_in_", None)
+        if fitted is not None and (not columns or set(map(str, fitted)) == set(columns)):
+            columns = tuple(str(c) for c in fitted)
+        if not columns:
+            raise ModelLoadError(
+                f"{resolved_uri} has no input signature and no feature names: cannot validate rows"
+            )
+        predict, classes, is_compiled = _sklearn_predictor(estimator, len(columns))
+        flavor = "sklearn (compiled)" if is_compiled else "sklearn"
 
         run_id = mv.run_id or ""
         artifacts: dict[str, dict[str, Any] | None] = {}
@@ -311,20 +312,66 @@ class MlflowModelLoader:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _VersionFiles:
+    """The artifact files of one registered version, fetched one at a time."""
+
+    uri: str  # models:/<name>/<version>, for messages
+    location: str  # the version's artifact root, from the registry
+    tracking_uri: str
+
+    def download(self, name: str, dst: Path) -> Path:
+        import mlflow
+
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{self.location}/{name}",
+                dst_path=str(dst),
+                tracking_uri=self.tracking_uri or None,
+            )
+        except Exception as exc:
+            raise ModelLoadError(f"downloading {name} of {self.uri} failed: {_short(exc)}") from exc
+        return Path(local)
+
+
+def _servable(files: _VersionFiles, tmp: Path) -> ServableModel:
+    """Decide from the MLmodel file alone, before the model file is even downloaded."""
+    mlmodel = files.download(MLMODEL_FILE, tmp / "meta")
+    try:
+        return decide(read_mlmodel(mlmodel))
+    except ModelRefused as exc:
+        raise ModelLoadError(f"{files.uri}: {exc}") from None
+
+
+def _estimator(files: _VersionFiles, servable: ServableModel, tmp: Path) -> Any:
+    """The skops file, loaded trusting only ``core.skops_trust``; refused types build nothing."""
+    path = files.download(servable.estimator_file, tmp / "model")
+    try:
+        estimator = load_trusted_skops(path)
+    except UntrustedTypesError as exc:
+        raise ModelLoadError(
+            f"{files.uri}: model types refused: {exc.named()} "
+            "(only the scikit-learn types of our training pipeline are trusted)"
+        ) from None
+    except OversizedModelError as exc:
+        raise ModelLoadError(f"{files.uri}: model refused: {exc}") from None
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{files.uri}: {servable.estimator_file} is not a readable skops file: {_short(exc)}"
+        ) from None
+    from sklearn.base import BaseEstimator
+
+    if not isinstance(estimator, BaseEstimator) or not hasattr(estimator, "predict"):
+        raise ModelLoadError(
+            f"{files.uri}: {servable.estimator_file} holds a {type(estimator).__name__}, "
+            "not a scikit-learn estimator"
+        )
+    return estimator
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
-
-
-def _signature_columns(pyfunc_model: Any) -> tuple[str, ...]:
-    signature = pyfunc_model.metadata.signature
-    if signature is None or signature.inputs is None:
-        return ()
-    try:
-        names = signature.inputs.input_names()
-    except Exception:
-        return ()
-    return tuple(str(n) for n in names if n is not None)
 
 
 def _baseline_usable(baseline: dict[str, Any], columns: tuple[str, ...]) -> bool:

@@ -11,6 +11,7 @@ and the timeout (unless the user set them) so an unreachable server fails in sec
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -78,6 +79,35 @@ def mlflow_errors(action: str, uri: str) -> Iterator[None]:
         raise MlflowUnavailableError(
             f"MLflow {action} failed at {uri}: {short_error(exc)}"
         ) from exc
+
+
+class _DropPickleExampleCheck(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (
+            "Failed to validate serving input example" in message
+            and "MLFLOW_ALLOW_PICKLE_DESERIALIZATION" in message
+        )
+
+
+@contextmanager
+def no_pickle_example_check_warning() -> Iterator[None]:
+    """Drop MLflow's warning that it could not check the input example, when the reason
+    is that model deserialisation is switched off in this process.
+
+    ``log_model`` checks the example by loading the model back with MLflow's own loader,
+    which ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`` (the inference image, and any
+    process that imported the server) refuses. The warning reads like advice to switch
+    deserialisation on; that is the one thing not to do. The server's loader is what
+    matters, and training checks its trusted types (``pipeline.skops_trusted_types``).
+    """
+    logger = logging.getLogger("mlflow.models.model")
+    quiet = _DropPickleExampleCheck()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def check_reachable(uri: str) -> None:

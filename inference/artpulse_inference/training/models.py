@@ -3,6 +3,11 @@
 Every model is a Pipeline ending in a classifier with ``predict_proba`` (the server reports
 class probabilities); linear models get a StandardScaler in front because the features,
 though all in 0..1, have very different spreads.
+
+The server loads a model as skops, trusting skops' defaults plus the fixed list in
+:mod:`artpulse_inference.core.skops_trust` (the trees of "forest" and "hgb"). A new
+builder whose fitted model needs another type fails training with an error naming it
+(``pipeline.skops_trusted_types``) until that type is reviewed and added there.
 """
 
 from __future__ import annotations

@@ -78,14 +78,15 @@ def register_model(
         mlflow.log_dict(
             {"passed": True, "skipped": False, "checks": []}, "data_quality_report.json"
         )
-        import skops.io
+        from artpulse_inference.core.skops_trust import check_estimator_types
 
-        # MLflow saves sklearn models with skops, which loads only the types it was told
-        # to trust (trees are not on its default list).
-        trusted = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+        # skops, the only format the server loads; the types beyond skops' defaults (the
+        # trees of a forest) must be on the server's fixed list, which this checks.
+        trusted = check_estimator_types(model)
         info = mlflow.sklearn.log_model(
             model,
             name="model",
+            serialization_format="skops",
             skops_trusted_types=trusted or None,
             signature=infer_signature(frame.iloc[:5], model.predict(frame.iloc[:5])),
             registered_model_name=name,

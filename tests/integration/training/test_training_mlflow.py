@@ -120,12 +120,16 @@ def test_logged_model_has_the_feature_signature_and_predicts_styles(
     info = mlflow.models.get_model_info(uri)
     assert info.signature.inputs.input_names() == list(FEATURE_NAMES)
     assert info.saved_input_example_info is not None
-    model = mlflow.pyfunc.load_model(uri)
-    import pandas as pd
+    assert info.flavors["sklearn"]["serialization_format"] == "skops"
+    # Loaded the way the server loads it (MLflow's pyfunc loader unpickles, and is off in
+    # any process that imported the server: MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false).
+    from artpulse_inference.server.model_store import MlflowModelLoader
 
+    model = MlflowModelLoader(mlflow_server.tracking_uri).load(uri)
     image = next(iter(sorted((dataset / "cubism").glob("*.jpg"))))
-    row = pd.DataFrame([features_from_path(image)])
-    assert model.predict(row)[0] in STYLES
+    features = features_from_path(image)
+    row = np.array([[features[name] for name in model.feature_names]])
+    assert model.predict(row).labels[0] in STYLES
 
 
 def test_the_inference_server_loads_the_trained_model_with_its_baseline(
