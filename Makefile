@@ -9,7 +9,7 @@ PYTEST := $(VENV)/bin/pytest
 PYTEST_ARGS ?=
 
 .PHONY: help install kube-bins lint fmt test test-unit test-integration test-e2e \
-        cluster-up cluster-down cluster-status images demo bench lock kind-up kind-down monitoring-up monitoring-down clean
+        cluster-up cluster-down cluster-status images demo bench bench-images lock kind-up kind-down monitoring-up monitoring-down clean
 
 help: ## List every command
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,10 @@ bench: install kube-bins ## Run the benchmarks in loadtest/ and write docs/bench
 	$(PY) loadtest/bench_features.py
 	$(PY) loadtest/bench_inference.py
 	$(PY) loadtest/bench_operator.py
+	$(PY) loadtest/bench_hostile_images.py
+
+bench-images: install ## Peak RSS of the inference server under concurrent hostile image uploads (docs/benchmarks.md)
+	$(PY) loadtest/bench_hostile_images.py
 
 lock: ## Re-pin constraints.txt from the current .venv (after changing dependencies)
 	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^artpulse' > constraints.txt

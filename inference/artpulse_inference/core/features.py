@@ -3,7 +3,8 @@
 This is the one place that turns an image into the feature row a model sees. The training
 pipeline (``artpulse train``) and the inference server (``/predict-image``) both call
 :func:`decode_image` and then :func:`extract_features`, so the same file gives the same row
-in both places (a parity test checks it).
+in both places (a parity test checks it). Decoding, with its memory budget, lives in
+:mod:`artpulse_inference.core.image_decode` and is re-exported here.
 
 Every feature is a float normalised to 0..1 and the column order is :data:`FEATURE_NAMES`;
 a registered model's signature uses exactly these names.
@@ -16,22 +17,41 @@ upload's resolution. The arithmetic is vectorised numpy over a whole batch.
 
 from __future__ import annotations
 
-import io
 import math
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-#: Every image is resized to this (width, height) before features are computed.
-IMAGE_SIZE: tuple[int, int] = (64, 64)
+from .image_decode import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DECODED_BYTES,
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SIZE,
+    ImageDecodeError,
+    ImageTooLarge,
+    decode_image,
+    prepare_image,
+)
 
-#: Default decode limits (the server passes its own settings).
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 40_000_000
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DECODED_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "EDGE_THRESHOLD",
+    "FEATURE_NAMES",
+    "IMAGE_SIZE",
+    "ImageDecodeError",
+    "ImageTooLarge",
+    "decode_image",
+    "extract_features",
+    "extract_features_batch",
+    "features_from_path",
+    "features_matrix_from_bytes",
+    "prepare_image",
+]
 
 #: Column order of a feature row. A model's signature uses these names.
 #: Chosen by ablation on the demo set (see inference/README-training.md): per-channel RGB
@@ -72,68 +92,6 @@ _EDGE_THRESHOLD_SQ = (EDGE_THRESHOLD * 255.0) ** 2
 _SQRT_LUT = np.sqrt(np.arange(2 * 255 * 255 + 1, dtype=np.float64))
 
 
-class ImageDecodeError(ValueError):
-    """The bytes are not an image we accept; the message says why in one line."""
-
-
-def decode_image(
-    data: bytes,
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> Image.Image:
-    """Decode image bytes into an RGB image of :data:`IMAGE_SIZE`.
-
-    Refuses empty input, more than ``max_bytes`` bytes, more than ``max_pixels`` pixels
-    (checked on the header, before any pixel is decoded: a decompression bomb never
-    allocates) and anything Pillow cannot read, with an :class:`ImageDecodeError`.
-    """
-    if not data:
-        raise ImageDecodeError("empty image: no bytes received")
-    if len(data) > max_bytes:
-        raise ImageDecodeError(f"image too large: {len(data)} bytes, the limit is {max_bytes}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width <= 0 or height <= 0:
-                raise ImageDecodeError(f"image has no pixels ({width}x{height})")
-            if width * height > max_pixels:
-                raise ImageDecodeError(
-                    f"image too large: {width}x{height} = {width * height} pixels, "
-                    f"the limit is {max_pixels}"
-                )
-            # JPEG only (a no-op for other formats): decode at the smallest DCT scale that
-            # is still at least IMAGE_SIZE.
-            image.draft("RGB", IMAGE_SIZE)
-            image.load()
-            return prepare_image(image)
-    except ImageDecodeError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"image refused as a decompression bomb: {exc}") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageDecodeError("not an image: the format is not recognised") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageDecodeError(f"corrupt or truncated image: {exc}") from exc
-
-
-def prepare_image(image: Image.Image) -> Image.Image:
-    """Bring an image to RGB at :data:`IMAGE_SIZE` (no-op when it already is)."""
-    if image.mode != "RGB":
-        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            # Composite on white so transparent areas do not turn into arbitrary colours.
-            rgba = image.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(background, rgba).convert("RGB")
-        else:
-            image = image.convert("RGB")
-    if image.size != IMAGE_SIZE:
-        image = image.resize(IMAGE_SIZE, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return image
-
-
 def extract_features(image: Image.Image) -> dict[str, float]:
     """Features of one image, keyed by :data:`FEATURE_NAMES` (in that order)."""
     row = extract_features_batch([image])[0]
@@ -156,10 +114,14 @@ def features_from_path(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
 ) -> dict[str, float]:
     """Read, decode and featurise one image file (the same path the server takes)."""
     data = Path(path).read_bytes()
-    return extract_features(decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels))
+    image = decode_image(
+        data, max_bytes=max_bytes, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes
+    )
+    return extract_features(image)
 
 
 def features_matrix_from_bytes(
@@ -167,9 +129,15 @@ def features_matrix_from_bytes(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
 ) -> FloatArray:
     """Decode and featurise many images at once (raises on the first bad one)."""
-    images = [decode_image(b, max_bytes=max_bytes, max_pixels=max_pixels) for b in blobs]
+    images = [
+        decode_image(
+            b, max_bytes=max_bytes, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes
+        )
+        for b in blobs
+    ]
     return extract_features_batch(images)
 
 

@@ -29,7 +29,8 @@ from artpulse_inference.core.features import (
 )
 from artpulse_inference.training.errors import DatasetError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+# What core.image_decode accepts (JPEG and PNG), the same as the server.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 CHUNK_SIZE = 64
 
 Progress = Callable[[int], None]
