@@ -1,5 +1,6 @@
 // The ops panel: polls /ops/summary every 5 s. Credentials: the identity-aware proxy's
-// headers (nothing to do here), or an API key kept in this tab's sessionStorage. A key
+// headers (nothing to do here), or an ops key (OPS_API_KEYS; a predict key is refused
+// with 403) kept in this tab's sessionStorage. A key
 // may also be handed over once in the URL fragment (#key=...), which never reaches the
 // server or its logs; it is moved to sessionStorage and removed from the address bar.
 "use strict";
@@ -132,7 +133,11 @@
   });
   $("btn-reload").addEventListener("click", async () => {
     text("reload-state", "reloading...");
-    const res = await fetch("/reload-model", { method: "POST", headers: headers() });
+    // The custom header is the CSRF proof: a cross-site form cannot send it.
+    const res = await fetch("/reload-model", {
+      method: "POST",
+      headers: Object.assign({ "x-artpulse-csrf": "1" }, headers()),
+    });
     const body = await res.json().catch(() => ({}));
     const info = res.ok ? body : body.detail || {};
     text("reload-state", res.ok ? "serving v" + info.version + " (" + info.seconds.toFixed(2) + " s)" : "failed: " + (info.message || res.status), res.ok ? "ok" : "warn");

@@ -1,4 +1,4 @@
-"""API keys, JWT (pinned HS256), demo tokens with rotating kids, OIDC header trust."""
+"""API keys and scopes, JWT (pinned HS256), demo tokens with rotating kids, proxy identity."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from typing import Any
 
 import jwt
 import pytest
+from artpulse_inference.server.proxy_identity import ProxyIdentity
 from artpulse_inference.server.security import (
+    SCOPE_OPS,
+    SCOPE_PREDICT,
     ApiKeyChecker,
+    ApiKeyRing,
     AuthError,
-    DemoTokenAuthority,
-    JwtVerifier,
-    OidcHeaderTrust,
     bearer_token,
 )
+from artpulse_inference.server.tokens import DemoTokenAuthority, JwtVerifier
 
 SECRET = "s" * 40
 OTHER = "o" * 40
@@ -59,14 +61,30 @@ def test_api_key_accepts_any_configured_key_and_names_it_by_fingerprint() -> Non
     principal = checker.check("b" * 20)
     assert principal.scheme == "api_key"
     assert "b" * 20 not in principal.subject
+    assert principal.scopes == {SCOPE_PREDICT}
     with pytest.raises(AuthError) as info:
         checker.check("c" * 20)
     assert info.value.status == 401
     assert "c" * 20 not in info.value.reason
 
 
-def test_valid_jwt_is_accepted() -> None:
-    assert VERIFIER.verify(token(good_claims())).subject == "jwt:ci"
+def test_key_ring_grants_each_key_its_own_scope_only() -> None:
+    ring = ApiKeyRing(
+        ApiKeyChecker(("p" * 20,)), ApiKeyChecker(("o" * 20,), scope=SCOPE_OPS, scheme="ops_key")
+    )
+    assert ring.check("p" * 20).scopes == {SCOPE_PREDICT}
+    ops = ring.check("o" * 20)
+    assert (ops.scheme, ops.scopes) == ("ops_key", {SCOPE_OPS})
+    with pytest.raises(AuthError, match="invalid API key"):
+        ring.check("x" * 20)
+
+
+def test_valid_jwt_is_accepted_and_is_predict_only_without_a_scope() -> None:
+    principal = VERIFIER.verify(token(good_claims()))
+    assert principal.subject == "jwt:ci"
+    assert principal.scopes == {SCOPE_PREDICT}
+    assert VERIFIER.verify(token(good_claims(scope="predict ops"))).scopes == {"predict", "ops"}
+    assert VERIFIER.verify(token(good_claims(scp=["ops"]))).scopes == {"ops"}
 
 
 @pytest.mark.parametrize(
@@ -80,6 +98,11 @@ def test_valid_jwt_is_accepted() -> None:
         (lambda: token(good_claims(aud=None)), "'aud'"),
         (lambda: token(good_claims(iss=None)), "'iss'"),
         (lambda: token(good_claims(sub=None)), "'sub'"),
+        (lambda: token(good_claims(iat=None)), "'iat'"),
+        (lambda: token(good_claims(exp=int(time.time()) + 7200)), "exceeds the cap of 3600"),
+        (lambda: token(good_claims(exp=str(int(time.time()) + 60))), "must be a JSON number"),
+        (lambda: token(good_claims(iat=int(time.time()) + 600)), "not valid yet"),
+        (lambda: token(good_claims(scope=7)), "'scope' must be"),
         (lambda: unsigned(good_claims()), "algorithm 'none' refused"),
         (lambda: token(good_claims(), alg="HS512"), "algorithm 'HS512' refused"),
         (lambda: "not.a.jwt", "malformed"),
@@ -94,6 +117,11 @@ def test_valid_jwt_is_accepted() -> None:
         "no-aud",
         "no-iss",
         "no-sub",
+        "no-iat",
+        "lifetime-over-cap",
+        "exp-as-string",
+        "iat-in-the-future",
+        "scope-not-a-string",
         "alg-none",
         "alg-hs512",
         "three-junk-parts",
@@ -185,19 +213,21 @@ def test_main_api_refuses_demo_tokens() -> None:
     ],
 )
 def test_oidc_domains(email: str, status: int, reason: str) -> None:
-    trust = OidcHeaderTrust(True, ("example.com",), "x-auth-request-email")
+    trust = ProxyIdentity(trusted=True, allowed_domains=("example.com",), secret="p" * 20)
     if status == 0:
-        assert trust.check(email).subject == f"oidc:{email.lower()}"
+        principal = trust.principal_for(email)
+        assert principal.subject == f"oidc:{email.lower()}"
+        assert principal.scopes == {SCOPE_OPS}
     else:
         with pytest.raises(AuthError) as info:
-            trust.check(email)
+            trust.principal_for(email)
         assert info.value.status == status
         assert reason in info.value.reason
 
 
 def test_oidc_without_allowed_domains_allows_nobody() -> None:
     with pytest.raises(AuthError) as info:
-        OidcHeaderTrust(True, (), "x-auth-request-email").check("a@example.com")
+        ProxyIdentity(trusted=True, allowed_domains=()).principal_for("a@example.com")
     assert info.value.status == 403
 
 

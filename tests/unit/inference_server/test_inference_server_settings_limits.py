@@ -9,11 +9,15 @@ import pytest
 from artpulse_inference.server.ratelimit import RateLimiter
 from artpulse_inference.server.settings import Settings, SettingsError, load_settings
 
-STRONG = "k" * 40
+# Random-looking values: a repeated character is refused as predictable (secret_policy).
+STRONG = "vQ8r2LxN0cTz5WmKp7YhBs4fGj9Ud3Ea"
+OTHER_KEY = "Hn6tRw1ZqXe8LcVb"
 
 
-def test_defaults_are_production_without_credentials() -> None:
-    s = Settings()
+def test_defaults_are_production_and_refuse_to_serve_predict_anonymously() -> None:
+    with pytest.raises(ValueError, match="ALLOW_ANONYMOUS_PREDICT=true"):
+        Settings()
+    s = Settings(allow_anonymous_predict=True)
     assert s.environment == "production"
     assert not s.predict_auth_required
     assert s.latency_buckets[0] == 0.0005
@@ -26,6 +30,7 @@ def test_defaults_are_production_without_credentials() -> None:
     [
         {"API_KEY": "changeme"},
         {"API_KEYS": f"{STRONG},short"},
+        {"API_KEY": "k" * 40},
         {"JWT_SECRET": "secret"},
         {"JWT_SECRET": "x" * 31},
         {"JWT_SECRET": "please-change-me-before-deploying-this"},
@@ -37,19 +42,28 @@ def test_placeholder_secrets_refused_outside_development(
 ) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    with pytest.raises(SettingsError, match="placeholder or shorter"):
+    with pytest.raises(SettingsError, match=r"placeholder|shorter than|too predictable"):
         load_settings()
     monkeypatch.setenv("ENVIRONMENT", "development")
     assert load_settings().environment == "development"
 
 
 def test_strong_secrets_accepted_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("API_KEYS", f"{STRONG}, {'m' * 20}")
-    monkeypatch.setenv("JWT_SECRET", STRONG)
+    jwt_secret = "Jq3sP0vX7nLc2Rk9Tw5Ym8Bd1Hf6Gz4A"
+    monkeypatch.setenv("API_KEYS", f"{STRONG}, {OTHER_KEY}")
+    monkeypatch.setenv("JWT_SECRET", jwt_secret)
     monkeypatch.setenv("DEMO_JWK_CURRENT_KID", "2026-11")
-    monkeypatch.setenv("DEMO_JWK_KEYS_JSON", json.dumps({"2026-10": "a" * 32, "2026-11": "b" * 32}))
+    monkeypatch.setenv(
+        "DEMO_JWK_KEYS_JSON",
+        json.dumps(
+            {
+                "2026-10": "d3M0pQ7xR2kV9nB4tY6wZ1cF8hJ5gL0s",
+                "2026-11": "E7uN2qW9rT4yU6iO1pA3sD5fG8hJ0kLz",
+            }
+        ),
+    )
     s = load_settings()
-    assert s.api_key_list == (STRONG, "m" * 20)
+    assert s.api_key_list == (STRONG, OTHER_KEY)
     assert s.predict_auth_required
     assert set(s.demo_keys) == {"2026-10", "2026-11"}
     assert s.demo_active
@@ -58,6 +72,7 @@ def test_strong_secrets_accepted_in_production(monkeypatch: pytest.MonkeyPatch) 
 def test_jwk_set_format() -> None:
     k = base64.urlsafe_b64encode(b"z" * 32).rstrip(b"=").decode()
     s = Settings(
+        environment="development",
         demo_jwk_current_kid="a",
         demo_jwk_keys_json=json.dumps({"keys": [{"kty": "oct", "kid": "a", "k": k}]}),
     )
@@ -102,7 +117,9 @@ def test_predict_auth_follows_credentials_unless_forced() -> None:
 
 
 def test_oidc_domains_are_normalised() -> None:
-    s = Settings(ops_oidc_allowed_email_domains=" Example.com, @corp.example ,")
+    s = Settings(
+        environment="development", ops_oidc_allowed_email_domains=" Example.com, @corp.example ,"
+    )
     assert s.oidc_allowed_domains == ("example.com", "corp.example")
 
 

@@ -1,4 +1,9 @@
-"""``GET /metadata`` (public model facts), ``GET /ops/summary`` and ``POST /reload-model`` (ops auth)."""
+"""``GET /metadata`` (public model facts), ``GET /ops/summary`` and ``POST /reload-model``.
+
+The ops routes need an ops credential (``deps.OpsCaller``); the reload, which changes
+state, also passes the CSRF guard (``deps.OpsWriteCaller``: ``x-artpulse-csrf`` header,
+same or trusted Origin).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..deps import OpsCaller, State
-from ..model_store import LoadedModel
+from ..deps import OpsCaller, OpsWriteCaller, State
+from ..model_store import LoadedModel, ModelLoadError, parse_models_uri
 from ..responses import json_response
 from ..state import ServerState
 
@@ -69,6 +74,8 @@ async def metadata(state: State) -> Response:
                 "max_request_bytes": settings.max_request_bytes,
                 "max_image_bytes": settings.max_image_bytes,
                 "max_image_pixels": settings.max_image_pixels,
+                "max_image_decoded_bytes": settings.max_image_decoded_bytes,
+                "image_decode_concurrency": settings.image_decode_concurrency,
             },
             "auth": {
                 "predict_requires_credential": settings.predict_auth_required,
@@ -151,14 +158,52 @@ async def ops_summary(state: State, caller: OpsCaller) -> Response:
     )
 
 
+def served_model_name(state: ServerState) -> str | None:
+    """MODEL_NAME, else the name in MODEL_URI; None when the server is given neither."""
+    settings = state.settings
+    if settings.model_name:
+        return settings.model_name
+    try:
+        return parse_models_uri(settings.model_uri)[0] if settings.model_uri else None
+    except ModelLoadError:
+        return None
+
+
+def foreign_model_refusal(uri: str, served: str | None) -> str | None:
+    """Why ``uri`` may not be loaded here, or None: only versions of the served model may.
+
+    Anyone who can register a model in MLflow can name it anything; a reload must never
+    swap in another registered model, whatever its format.
+    """
+    try:
+        name, _, _ = parse_models_uri(uri)
+    except ModelLoadError:
+        return f"{uri[:200]!r} is not models:/<name>/<version> or models:/<name>@<alias>"
+    if served is None:
+        return "this server has no MODEL_NAME or MODEL_URI, so it reloads no other URI"
+    if name != served:
+        return (
+            f"only versions of the served model {served!r} can be loaded here, "
+            f"not of {name[:200]!r}"
+        )
+    return None
+
+
 @router.post(
     "/reload-model",
     summary="Load the model again (or another URI) and swap it in without dropping requests",
-    responses={409: {"description": "reload failed; the previous model keeps serving"}},
+    responses={
+        409: {"description": "reload failed or model refused; the previous model keeps serving"},
+        422: {"description": "model_uri is not a version of the served MODEL_NAME"},
+    },
 )
 async def reload_model(
-    request: Request, state: State, caller: OpsCaller, body: ReloadRequest | None = None
+    request: Request, state: State, caller: OpsWriteCaller, body: ReloadRequest | None = None
 ) -> Response:
+    if body is not None and body.model_uri is not None:
+        refusal = foreign_model_refusal(body.model_uri, served_model_name(state))
+        if refusal is not None:
+            raise HTTPException(422, detail=f"model_uri: {refusal}")
     record = await state.reload(body.model_uri if body else None)
     payload = {
         "ok": record.ok,

@@ -79,6 +79,6 @@ async def landing(request: Request, state: State) -> HTMLResponse:
 async def admin(request: Request, state: State) -> HTMLResponse:
     values = {
         "base_url": public_base_url(request),
-        "oidc": "true" if state.oidc.trusted else "false",
+        "oidc": "true" if state.proxy_identity.active else "false",
     }
     return HTMLResponse(render("admin.html", values), headers=PAGE_HEADERS)
