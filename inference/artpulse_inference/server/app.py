@@ -14,11 +14,14 @@ from contextlib import asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Route
 
 from .audit import configure_audit_logging
+from .error_bodies import validation_error_response
+from .http_limits import BodyReadTimeoutMiddleware
 from .middleware import RequestMetricsMiddleware
 from .routers import demo, health, ops, pages, predict
 from .settings import Settings
@@ -64,5 +67,10 @@ def create_app(settings: Settings, *, loader: ModelLoader | None = None) -> Fast
             {"detail": "internal error; the server log has the details"}, status_code=500
         )
 
+    # Bounded 422 bodies: FastAPI's default echoes every offending input in full.
+    app.add_exception_handler(RequestValidationError, validation_error_response)
+    app.add_middleware(
+        BodyReadTimeoutMiddleware, timeout_seconds=settings.body_read_timeout_seconds
+    )
     app.add_middleware(RequestMetricsMiddleware, state=state)
     return app

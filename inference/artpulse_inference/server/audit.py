@@ -17,7 +17,11 @@ _log = logging.getLogger(AUDIT_LOGGER)
 
 
 def configure_audit_logging() -> None:
-    """Send audit lines to stdout as bare JSON (one object per line), once."""
+    """Send audit lines to stdout as bare JSON (one object per line), once.
+
+    The logger does not propagate: a root handler (``logging.basicConfig`` in
+    ``__main__``, or uvicorn's) would write every line a second time in its own format.
+    """
     if any(getattr(h, "_artpulse_audit", False) for h in _log.handlers):
         return
     handler = logging.StreamHandler(sys.stdout)
@@ -25,7 +29,7 @@ def configure_audit_logging() -> None:
     handler._artpulse_audit = True  # type: ignore[attr-defined]
     _log.addHandler(handler)
     _log.setLevel(logging.INFO)
-    _log.propagate = True
+    _log.propagate = False
 
 
 def audit(

@@ -1,6 +1,8 @@
 """Online drift: PSI of a rolling window of recent inputs against the training baseline.
 
-The request path only appends feature rows (:meth:`DriftMonitor.record`, a deque append).
+The request path only appends feature rows (:meth:`DriftMonitor.record`, a deque append;
+at most ``window_size * DRIFT_MAX_REQUEST_SHARE`` rows of one request, sampled). Only
+production traffic is recorded (``ServerState.predict``): never the public demo.
 A background task of the app calls :meth:`DriftMonitor.evaluate` every
 ``DRIFT_INTERVAL_SECONDS``: it computes per-feature PSI with ``core.drift`` over the last
 ``DRIFT_WINDOW_SIZE`` rows (once at least ``DRIFT_MIN_SAMPLES`` were seen), sets the
@@ -60,9 +62,15 @@ class DriftMonitor:
         min_samples: int,
         history_path: str,
         trend_points: int,
+        max_request_rows: int | None = None,
+        seed: int | None = None,
     ) -> None:
         self.metrics = metrics
         self.window_size = window_size
+        # One request adds at most this many rows (a random sample of its rows), so a
+        # single big request cannot replace the window (DRIFT_MAX_REQUEST_SHARE).
+        self.max_request_rows = max(1, max_request_rows or window_size)
+        self._rng = np.random.default_rng(seed)
         self.min_samples = min_samples
         self.history_path = Path(history_path) if history_path else None
         self._rows: deque[Matrix] = deque()
@@ -91,6 +99,9 @@ class DriftMonitor:
     def record(self, model: LoadedModel, X: Matrix) -> None:
         if model is not self._model or model.baseline is None:
             return
+        if X.shape[0] > self.max_request_rows:
+            picked = self._rng.choice(X.shape[0], self.max_request_rows, replace=False)
+            X = X[np.sort(picked)]
         self._rows.append(X)
         self._row_count += X.shape[0]
         # Keep a little more than the window; trimmed exactly at evaluation.

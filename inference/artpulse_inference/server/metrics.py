@@ -5,8 +5,9 @@ test process) and exposed on ``/metrics``. Request metrics carry ``model``, ``ve
 and ``track``; the server never exports ``namespace`` (Prometheus adds it from service
 discovery or the file_sd target labels, see INTERFACES.md).
 
-The request path calls :meth:`ServerMetrics.observe_request` once per request; label
-children are cached so the hot path is a dict lookup plus the observation.
+The request path calls :meth:`ServerMetrics.observe_request` once per served request (or
+:meth:`ServerMetrics.observe_refused` for a 401/403/429, which the gates must not read);
+label children are cached so the hot path is a dict lookup plus the observation.
 """
 
 from __future__ import annotations
@@ -32,6 +33,21 @@ class ServerMetrics:
             "artpulse_http_requests_total",
             "HTTP requests by route, method and status code.",
             [*MODEL_LABELS, "route", "method", "status"],
+            registry=self.registry,
+        )
+        # Refused before serving (401/403/429): attack and misconfiguration volume, kept out
+        # of the two series above so the gates' error rate and p95 see served traffic only.
+        self.refused_total = Counter(
+            "artpulse_http_refused_requests_total",
+            "Requests refused by authentication or a rate limit (401, 403, 429).",
+            [*MODEL_LABELS, "route", "method", "status"],
+            registry=self.registry,
+        )
+        self.auth_failures_total = Counter(
+            "artpulse_auth_failures_total",
+            "Failed or throttled credential checks by route family, scheme and reason "
+            "(missing_credential, invalid_credential, forbidden, throttled).",
+            ["family", "scheme", "reason"],
             registry=self.registry,
         )
         self.request_duration = Histogram(
@@ -103,6 +119,11 @@ class ServerMetrics:
         counter, histogram = children
         counter.inc()  # type: ignore[attr-defined]
         histogram.observe(seconds)  # type: ignore[attr-defined]
+
+    def observe_refused(
+        self, model: str, version: str, route: str, method: str, status: int
+    ) -> None:
+        self.refused_total.labels(model, version, self.track, route, method, str(status)).inc()
 
     def set_model_info(
         self, role: str, model: str, version: str, alias: str, run_id: str, uri: str

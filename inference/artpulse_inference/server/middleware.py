@@ -3,7 +3,8 @@
 Installed by ``app.create_app``. Times each HTTP request from the first call to the last
 body byte, takes the route template from the matched route (``scope["route"]``, never the
 raw path, so label cardinality stays bounded) and records it in Prometheus and, for
-prediction routes, in the recent-request stats behind /ops/summary.
+prediction routes, in the recent-request stats behind /ops/summary. Refused requests
+(401/403/429) go to a series of their own and not into those stats.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .state import PREDICT_ROUTES, ServerState
+
+# Refused before serving (no or bad credential, throttled): counted in
+# artpulse_http_refused_requests_total, never in the request series the gates read, so an
+# anonymous flood can neither dilute the error rate nor pull the p95 down.
+REFUSED_STATUSES = frozenset({401, 403, 429})
 
 
 class RequestMetricsMiddleware:
@@ -46,9 +52,14 @@ class RequestMetricsMiddleware:
                 name, version = model.name, model.version
             else:
                 name, version = state.label_model, state.label_version
-            state.metrics.observe_request(name, version, route, scope["method"], status, elapsed)
-            if route in PREDICT_ROUTES:
-                state.request_stats.add(route, status, elapsed)
+            if status in REFUSED_STATUSES:
+                state.metrics.observe_refused(name, version, route, scope["method"], status)
+            else:
+                state.metrics.observe_request(
+                    name, version, route, scope["method"], status, elapsed
+                )
+                if route in PREDICT_ROUTES:
+                    state.request_stats.add(route, status, elapsed)
 
 
 def _route_label(scope: Scope) -> str:

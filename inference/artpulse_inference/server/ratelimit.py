@@ -2,7 +2,7 @@
 
 A bucket holds ``burst`` tokens and refills at ``per_minute / 60`` tokens a second. A
 request takes one token; with none left the caller gets 429 and a ``Retry-After`` of the
-seconds until the next token. Buckets of idle clients are dropped so that a flood of
+seconds until the next token. :meth:`RateLimiter.peek` asks without taking one. Buckets of idle clients are dropped so that a flood of
 distinct addresses cannot grow memory without bound.
 """
 
@@ -44,6 +44,20 @@ class RateLimiter:
     @property
     def enabled(self) -> bool:
         return self.per_minute > 0
+
+    def peek(self, client: str) -> RateDecision:
+        """Would :meth:`hit` allow ``client`` now? Takes no token (the failure throttle asks
+        this before a credential check and takes a token only when the check fails)."""
+        if not self.enabled:
+            return RateDecision(True, 0, self.burst)
+        entry = self._buckets.get(client)
+        if entry is None:
+            return RateDecision(True, 0, self.burst)
+        tokens, last = entry
+        tokens = min(float(self.burst), tokens + (self._clock() - last) * self._rate)
+        if tokens >= 1.0:
+            return RateDecision(True, 0, int(tokens))
+        return RateDecision(False, max(1, math.ceil((1.0 - tokens) / self._rate)), 0)
 
     def hit(self, client: str) -> RateDecision:
         if not self.enabled:

@@ -6,8 +6,10 @@
 ``MLFLOW_TRACKING_URI``, ``SHADOW_MODEL_URI``, ``PORT``); secrets come from the
 Secret named in ``spec.serving.secretRef``.
 
-Outside ``ENVIRONMENT=development`` a placeholder or short secret is refused at start-up,
-so a copy-pasted example value can never guard a real deployment.
+Outside ``ENVIRONMENT=development`` a placeholder, short or predictable secret, or one
+secret used for two scopes, is refused at start-up (``secret_policy``), so a copy-pasted
+example value can never guard a real deployment; so is a server that would answer
+/predict anonymously, unless ``ALLOW_ANONYMOUS_PREDICT=true`` says that is the point.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import json
 import math
 from functools import cached_property
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .secret_policy import secret_weakness, shared_secrets
 
 # Dense around 1-300 ms, where the latency gate (p95LatencyMs) usually sits, so a
 # histogram_quantile over them is accurate to a few percent.
@@ -27,25 +32,6 @@ DEFAULT_LATENCY_BUCKETS = (
     "0.05,0.06,0.075,0.09,0.1,0.125,0.15,0.2,0.25,0.3,0.4,0.5,0.75,1,2.5,5,10"
 )
 
-PLACEHOLDER_SECRETS = frozenset(
-    {
-        "changeme",
-        "change-me",
-        "change_me",
-        "changethis",
-        "secret",
-        "password",
-        "placeholder",
-        "example",
-        "default",
-        "test",
-        "dev",
-        "development",
-        "replace-me",
-        "todo",
-        "xxx",
-    }
-)
 MIN_API_KEY_LENGTH = 16
 # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output.
 MIN_HMAC_SECRET_BYTES = 32
@@ -55,11 +41,8 @@ class SettingsError(ValueError):
     """The environment does not describe a server we are willing to start."""
 
 
-def _is_placeholder(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in PLACEHOLDER_SECRETS:
-        return True
-    return any(marker in lowered for marker in ("changeme", "change-me", "change_me", "replace"))
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+SUPPORTED_JWT_ALGORITHMS = frozenset({"HS256", "RS256", "ES256"})
 
 
 class Settings(BaseSettings):
@@ -91,8 +74,23 @@ class Settings(BaseSettings):
     jwt_issuer: str = "artpulse"
     jwt_audience: str = "artpulse-inference"
     jwt_leeway_seconds: float = Field(default=10.0, ge=0)
+    # exp - iat of any main-API token; a longer-lived token is refused.
+    jwt_max_lifetime_seconds: int = Field(default=3600, ge=60, le=30 * 86_400)
+    # Allowlist; each is also pinned to its key: HS256 to JWT_SECRET, RS256/ES256 to JWKS.
+    jwt_algorithms: str = "HS256,RS256,ES256"
+    # OIDC provider keys (RS256/ES256), e.g. https://idp.example/.well-known/jwks.json.
+    jwt_jwks_url: str = ""
+    jwt_jwks_issuer: str = ""  # default JWT_ISSUER
+    jwt_jwks_audience: str = ""  # default JWT_AUDIENCE
+    jwt_jwks_cache_seconds: float = Field(default=300.0, ge=10, le=86_400)
+    jwt_jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     # None: /predict* need a credential exactly when one is configured.
     predict_require_auth: bool | None = None
+    # Outside development, /predict is never served anonymously unless this is true.
+    allow_anonymous_predict: bool = False
+    # Ops credentials (/ops/*, /reload-model), distinct from the predict ones.
+    ops_api_key: str = ""
+    ops_api_keys: str = ""
 
     # Public demo tokens for the landing page.
     demo_enabled: bool = True
@@ -108,19 +106,46 @@ class Settings(BaseSettings):
     # Main API, per client (principal, else address). 0 disables.
     api_rate_limit_per_minute: float = Field(default=0.0, ge=0)
     api_rate_limit_burst: int = Field(default=100, ge=1)
-    # Use the first X-Forwarded-For address as the client (only behind a trusted proxy).
+    # The client address is the X-Forwarded-For entry added by the outermost of this many
+    # trusted proxies (counted from the right); 0 uses the socket peer. Unset: 1 when the
+    # deprecated TRUST_FORWARDED_FOR=true, else 0 (see ``proxy_hops``).
+    trusted_proxy_hops: int | None = Field(default=None, ge=0, le=10)
     trust_forwarded_for: bool = False
+    # Per client address, checked before any credential (0 disables one limit).
+    auth_failure_limit_per_minute: float = Field(default=10.0, ge=0)
+    ops_rate_limit_per_minute: float = Field(default=60.0, ge=0)
+    ops_rate_limit_burst: int = Field(default=20, ge=1)
+    predict_address_rate_limit_per_minute: float = Field(default=0.0, ge=0)
+    predict_address_rate_limit_burst: int = Field(default=200, ge=1)
+    # Rows per public demo request (the main API has MAX_BATCH_ROWS).
+    demo_max_rows: int = Field(default=20, ge=1, le=1000)
+    # Out-of-range features (see feature_bounds.py): refuse (422), clamp, or off.
+    feature_bounds: Literal["refuse", "clamp", "off"] = "refuse"
+    feature_bounds_margin: float = Field(default=1.0, ge=0, le=1000)
+    # HTTP framing limits (the uvicorn protocol and the body-read middleware).
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    max_header_count: int = Field(default=100, ge=8, le=1000)
+    body_read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     # Ops access through an identity-aware proxy (oauth2-proxy style headers).
     ops_oidc_trust_headers: bool = False
     ops_oidc_allowed_email_domains: str = ""
     ops_oidc_email_header: str = "x-auth-request-email"
+    # The proof that a request came through the proxy: it sends this secret header.
+    ops_proxy_secret: str = ""
+    ops_proxy_secret_header: str = "x-artpulse-proxy-secret"
+    # Origins besides this server's own allowed to POST /reload-model (comma-separated).
+    csrf_trusted_origins: str = ""
 
     # Input limits.
     max_batch_rows: int = Field(default=1000, ge=1)
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # Bytes one image may allocate while decoding, from its header (docs/security.md).
+    max_image_decoded_bytes: int = Field(default=48 * 1024 * 1024, ge=256 * 1024)
+    # Images decoded at once; waiting uploads hold only their bytes.
+    image_decode_concurrency: int = Field(default=2, ge=1, le=64)
 
     http_latency_buckets_seconds: str = DEFAULT_LATENCY_BUCKETS
 
@@ -130,6 +155,8 @@ class Settings(BaseSettings):
     drift_interval_seconds: float = Field(default=10.0, gt=0)
     drift_history_path: str = "/tmp/artpulse-drift-history.jsonl"
     drift_trend_points: int = Field(default=30, ge=2)
+    # At most this share of the window comes from one request (rows sampled beyond it).
+    drift_max_request_share: float = Field(default=0.01, gt=0, le=1)
 
     # Micro-batching of concurrent predictions (rows per model call).
     microbatch_max_rows: int = Field(default=256, ge=1)
@@ -156,38 +183,115 @@ class Settings(BaseSettings):
                 f"DEMO_JWK_CURRENT_KID: {self.demo_jwk_current_kid!r} is not one of the "
                 f"kids in DEMO_JWK_KEYS_JSON ({', '.join(sorted(keys))})"
             )
+        problems.extend(self._identity_problems())
         if self.environment != "development":
             problems.extend(self._secret_problems(keys))
+            problems.extend(self._production_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
-    def _secret_problems(self, demo_keys: dict[str, bytes]) -> list[str]:
-        problems = []
-        for index, key in enumerate(self.api_key_list):
-            if _is_placeholder(key) or len(key) < MIN_API_KEY_LENGTH:
-                problems.append(
-                    f"API key #{index + 1} is a placeholder or shorter than "
-                    f"{MIN_API_KEY_LENGTH} characters (allowed only with ENVIRONMENT=development)"
-                )
-        if self.jwt_secret and (
-            _is_placeholder(self.jwt_secret)
-            or len(self.jwt_secret.encode()) < MIN_HMAC_SECRET_BYTES
-        ):
-            problems.append(
-                f"JWT_SECRET is a placeholder or shorter than {MIN_HMAC_SECRET_BYTES} bytes "
-                "(allowed only with ENVIRONMENT=development)"
+    def _named_secrets(self, demo_keys: dict[str, bytes]) -> list[tuple[str, str, bytes, int]]:
+        """(scope, setting, secret, minimum length in bytes) of every configured secret."""
+        named = [
+            ("predict", f"API_KEYS key #{i + 1}", k.encode(), MIN_API_KEY_LENGTH)
+            for i, k in enumerate(self.api_key_list)
+        ]
+        named += [
+            ("ops", f"OPS_API_KEYS key #{i + 1}", k.encode(), MIN_API_KEY_LENGTH)
+            for i, k in enumerate(self.ops_api_key_list)
+        ]
+        if self.jwt_secret:
+            named.append(("jwt", "JWT_SECRET", self.jwt_secret.encode(), MIN_HMAC_SECRET_BYTES))
+        named += [
+            ("demo", f"DEMO_JWK_KEYS_JSON key {kid!r}", secret, MIN_HMAC_SECRET_BYTES)
+            for kid, secret in demo_keys.items()
+        ]
+        if self.ops_proxy_secret:
+            named.append(
+                ("proxy", "OPS_PROXY_SECRET", self.ops_proxy_secret.encode(), MIN_API_KEY_LENGTH)
             )
-        for kid, secret in demo_keys.items():
-            if (
-                _is_placeholder(secret.decode(errors="replace"))
-                or len(secret) < MIN_HMAC_SECRET_BYTES
+        return named
+
+    def _secret_problems(self, demo_keys: dict[str, bytes]) -> list[str]:
+        named = self._named_secrets(demo_keys)
+        problems = []
+        for _, label, secret, min_bytes in named:
+            # latin-1: one character per byte, so a binary JWK key is judged byte by byte.
+            weakness = secret_weakness(secret.decode("latin-1"), min_length=min_bytes)
+            if weakness is not None:
+                problems.append(f"{label} {weakness} (allowed only with ENVIRONMENT=development)")
+        problems.extend(shared_secrets((scope, label, secret) for scope, label, secret, _ in named))
+        return problems
+
+    def _identity_problems(self) -> list[str]:
+        """Configurations that are wrong in every environment."""
+        problems = []
+        if self.ops_oidc_trust_headers and not self.ops_proxy_secret:
+            problems.append(
+                "OPS_OIDC_TRUST_HEADERS=true needs OPS_PROXY_SECRET (the header the identity "
+                "proxy adds): without it anyone who reaches the pod could send the identity "
+                "header"
+            )
+        algorithms = self.jwt_algorithm_list
+        unknown = [a for a in algorithms if a not in SUPPORTED_JWT_ALGORITHMS]
+        if unknown or not algorithms:
+            problems.append(
+                f"JWT_ALGORITHMS: {', '.join(unknown) or 'empty'} not supported; choose from "
+                f"{', '.join(sorted(SUPPORTED_JWT_ALGORITHMS))}"
+            )
+        if self.jwt_secret and "HS256" not in algorithms:
+            problems.append("JWT_SECRET is set but HS256 is not in JWT_ALGORITHMS")
+        if self.jwt_jwks_url:
+            if not {"RS256", "ES256"} & set(algorithms):
+                problems.append(
+                    "JWT_JWKS_URL is set but neither RS256 nor ES256 is in JWT_ALGORITHMS"
+                )
+            parts = urlsplit(self.jwt_jwks_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                problems.append("JWT_JWKS_URL must be an http(s) URL")
+            elif (
+                parts.scheme == "http"
+                and parts.hostname not in LOOPBACK_HOSTS
+                and self.environment != "development"
             ):
                 problems.append(
-                    f"demo key {kid!r} is a placeholder or shorter than {MIN_HMAC_SECRET_BYTES} "
-                    "bytes (allowed only with ENVIRONMENT=development)"
+                    "JWT_JWKS_URL must be https outside development (or on loopback): whoever "
+                    "can alter the key set can sign any token"
                 )
         return problems
+
+    def _production_problems(self) -> list[str]:
+        if self.predict_auth_required or self.allow_anonymous_predict:
+            return []
+        why = (
+            "PREDICT_REQUIRE_AUTH=false"
+            if self.predict_require_auth is False
+            else "no predict credential is configured (API_KEYS/API_KEY, JWT_SECRET or "
+            "JWT_JWKS_URL)"
+        )
+        return [
+            f"{why}, so /predict would be served to anyone: configure a credential, or set "
+            "ALLOW_ANONYMOUS_PREDICT=true if an anonymous endpoint is the point "
+            f"(ENVIRONMENT={self.environment})"
+        ]
+
+    @cached_property
+    def ops_api_key_list(self) -> tuple[str, ...]:
+        keys = [k.strip() for k in self.ops_api_keys.split(",") if k.strip()]
+        if self.ops_api_key.strip():
+            keys.append(self.ops_api_key.strip())
+        return tuple(dict.fromkeys(keys))
+
+    @cached_property
+    def jwt_algorithm_list(self) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(a.strip().upper() for a in self.jwt_algorithms.split(",") if a.strip())
+        )
+
+    @cached_property
+    def csrf_trusted_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.csrf_trusted_origins.split(",") if o.strip())
 
     @cached_property
     def api_key_list(self) -> tuple[str, ...]:
@@ -253,7 +357,18 @@ class Settings(BaseSettings):
     def predict_auth_required(self) -> bool:
         if self.predict_require_auth is not None:
             return self.predict_require_auth
-        return bool(self.api_key_list or self.jwt_secret)
+        return bool(self.api_key_list or self.jwt_secret or self.jwt_jwks_url)
+
+    @property
+    def proxy_hops(self) -> int:
+        """Trusted proxy hops; the deprecated TRUST_FORWARDED_FOR=true means one hop."""
+        if self.trusted_proxy_hops is not None:
+            return self.trusted_proxy_hops
+        return 1 if self.trust_forwarded_for else 0
+
+    @property
+    def drift_max_request_rows(self) -> int:
+        return max(1, int(self.drift_window_size * self.drift_max_request_share))
 
     @property
     def demo_active(self) -> bool:

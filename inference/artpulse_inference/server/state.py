@@ -19,7 +19,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from .batching import MicroBatcher
+from .csrf import CsrfGuard
 from .drift_monitor import DriftMonitor
+from .feature_bounds import FeatureBoundsPolicy
+from .image_decoding import ImageDecoder
+from .jwks import JwksKeys
 from .metrics import ServerMetrics
 from .model_store import (
     LoadedModel,
@@ -28,10 +32,12 @@ from .model_store import (
     Prediction,
     parse_models_uri,
 )
+from .proxy_identity import ProxyIdentity
 from .ratelimit import RateLimiter
-from .security import ApiKeyChecker, DemoTokenAuthority, JwtVerifier, OidcHeaderTrust
+from .security import SCOPE_OPS, ApiKeyChecker, ApiKeyRing
 from .settings import Settings
 from .shadow import ShadowMirror
+from .tokens import DemoTokenAuthority, JwtVerifier
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +116,32 @@ class ServerState:
             min_samples=settings.drift_min_samples,
             history_path=settings.drift_history_path,
             trend_points=settings.drift_trend_points,
+            max_request_rows=settings.drift_max_request_rows,
         )
         self.shadow = ShadowMirror(
             self.metrics, percent=settings.shadow_percent, queue_size=settings.shadow_queue_size
         )
-        self.api_keys = ApiKeyChecker(settings.api_key_list)
+        # x-api-key: predict keys and ops keys, each granting its own scope only.
+        self.api_keys = ApiKeyRing(
+            ApiKeyChecker(settings.api_key_list),
+            ApiKeyChecker(settings.ops_api_key_list, scope=SCOPE_OPS, scheme="ops_key"),
+        )
         self.jwt = JwtVerifier(
             settings.jwt_secret,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             leeway=settings.jwt_leeway_seconds,
+            max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
+            algorithms=settings.jwt_algorithm_list,
+            jwks=JwksKeys(
+                settings.jwt_jwks_url,
+                cache_seconds=settings.jwt_jwks_cache_seconds,
+                timeout_seconds=settings.jwt_jwks_timeout_seconds,
+            )
+            if settings.jwt_jwks_url
+            else None,
+            jwks_issuer=settings.jwt_jwks_issuer,
+            jwks_audience=settings.jwt_jwks_audience,
         )
         self.demo = DemoTokenAuthority(
             settings.demo_keys if settings.demo_enabled else {},
@@ -128,11 +150,14 @@ class ServerState:
             audience=settings.demo_token_audience,
             ttl_seconds=settings.demo_token_ttl_seconds,
         )
-        self.oidc = OidcHeaderTrust(
-            settings.ops_oidc_trust_headers,
-            settings.oidc_allowed_domains,
-            settings.ops_oidc_email_header,
+        self.proxy_identity = ProxyIdentity(
+            trusted=settings.ops_oidc_trust_headers,
+            allowed_domains=settings.oidc_allowed_domains,
+            email_header=settings.ops_oidc_email_header,
+            secret=settings.ops_proxy_secret,
+            secret_header=settings.ops_proxy_secret_header,
         )
+        self.csrf = CsrfGuard(settings.csrf_trusted_origin_list)
         self.api_limiter = RateLimiter(
             settings.api_rate_limit_per_minute, settings.api_rate_limit_burst
         )
@@ -141,6 +166,27 @@ class ServerState:
         )
         self.demo_token_limiter = RateLimiter(
             settings.demo_token_rate_limit_per_minute, settings.demo_token_rate_limit_burst
+        )
+        # Per address, before any credential check (deps.guard_address).
+        self.auth_failure_limiter = RateLimiter(
+            settings.auth_failure_limit_per_minute,
+            max(1, int(settings.auth_failure_limit_per_minute)),
+        )
+        self.ops_limiter = RateLimiter(
+            settings.ops_rate_limit_per_minute, settings.ops_rate_limit_burst
+        )
+        self.predict_address_limiter = RateLimiter(
+            settings.predict_address_rate_limit_per_minute,
+            settings.predict_address_rate_limit_burst,
+        )
+        self.feature_bounds = FeatureBoundsPolicy(
+            settings.feature_bounds, settings.feature_bounds_margin
+        )
+        self.image_decoder = ImageDecoder(
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            max_decoded_bytes=settings.max_image_decoded_bytes,
+            concurrency=settings.image_decode_concurrency,
         )
         self._tasks: list[asyncio.Task[None]] = []
         # Model-name label before a model is loaded (e.g. for /health requests).
@@ -310,7 +356,11 @@ class ServerState:
                 log.exception("drift evaluation failed")
 
     # ---- prediction -----------------------------------------------------------------
-    async def predict(self, model: LoadedModel, X: np.ndarray) -> Prediction:
+    async def predict(
+        self, model: LoadedModel, X: np.ndarray, *, production: bool = True
+    ) -> Prediction:
+        """Predict ``X``. Only ``production`` traffic (authenticated /predict*, not the
+        public demo) feeds the drift window and the shadow comparison the gates read."""
         if model.call_cost <= INLINE_CALL_SECONDS:
             # Cheaper than a thread hand-off: answer on the event loop directly.
             started = time.perf_counter()
@@ -318,9 +368,10 @@ class ServerState:
             self._observe_inference(model, time.perf_counter() - started, result)
         else:
             result = await self.batcher.predict(model, X)
-        self.drift.record(model, X)
-        if self.shadow.model is not None:
-            self.shadow.offer(model, X, result.labels)
+        if production:
+            self.drift.record(model, X)
+            if self.shadow.model is not None:
+                self.shadow.offer(model, X, result.labels)
         return result
 
     def _observe_inference(self, model: LoadedModel, seconds: float, result: Prediction) -> None:

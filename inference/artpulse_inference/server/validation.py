@@ -20,6 +20,14 @@ import numpy as np
 import numpy.typing as npt
 
 MAX_REPORTED_ERRORS = 20
+# A client-chosen key is echoed back (in ``loc`` and ``msg``) at most this long, so the
+# answer to a body of huge or countless unknown keys stays small (finding 9 of issue 13).
+MAX_SHOWN_KEY_CHARS = 64
+
+
+def _shown_key(key: Any) -> str:
+    text = str(key)
+    return text if len(text) <= MAX_SHOWN_KEY_CHARS else text[:MAX_SHOWN_KEY_CHARS] + "..."
 
 
 @dataclass
@@ -55,6 +63,12 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
+def _more(count: int, what: str) -> list[dict[str, Any]]:
+    if count <= 0:
+        return []
+    return [_error([], f"and {count} more {what} not listed", "too_many_errors")]
+
+
 def rows_to_matrix(
     body: Any, feature_names: Sequence[str], max_rows: int
 ) -> npt.NDArray[np.float64]:
@@ -70,17 +84,25 @@ def rows_to_matrix(
                 )
             ]
         )
-    extra_top = sorted(set(body) - {"rows"})
+    extra_top = [k for k in body if k != "rows"]
     if extra_top:
+        # Room for the "and N more" entry within MAX_REPORTED_ERRORS.
+        room = (
+            MAX_REPORTED_ERRORS
+            if len(extra_top) <= MAX_REPORTED_ERRORS
+            else MAX_REPORTED_ERRORS - 1
+        )
+        listed = sorted(extra_top[: MAX_REPORTED_ERRORS * 4])[:room]
         raise RequestValidationFailure(
             [
                 _error(
-                    [k],
-                    f"unknown top-level field {k!r}; only 'rows' is accepted",
+                    [_shown_key(k)],
+                    f"unknown top-level field {_shown_key(k)!r}; only 'rows' is accepted",
                     "extra_forbidden",
                 )
-                for k in extra_top
+                for k in listed
             ]
+            + _more(len(extra_top) - len(listed), "unknown top-level fields")
         )
     if "rows" not in body:
         raise RequestValidationFailure([_error(["rows"], "field 'rows' is required", "missing")])
@@ -130,11 +152,14 @@ def rows_to_matrix(
                     errors.append(
                         _error(["rows", i, name], f"row {i}: missing feature {name!r}", "missing")
                     )
-            for name in sorted(keys - expected, key=str):
+            unknown = [k for k in row if k not in expected]
+            for name in sorted(unknown[: MAX_REPORTED_ERRORS * 4], key=str):
+                if len(errors) >= MAX_REPORTED_ERRORS:
+                    break
                 errors.append(
                     _error(
-                        ["rows", i, name],
-                        f"row {i}: unknown feature {name!r} (the model expects {len(names)} features: {', '.join(names)})",
+                        ["rows", i, _shown_key(name)],
+                        f"row {i}: unknown feature {_shown_key(name)!r} (the model expects {len(names)} features: {', '.join(names)})",
                         "extra_forbidden",
                     )
                 )
@@ -154,7 +179,7 @@ def rows_to_matrix(
         if len(errors) >= MAX_REPORTED_ERRORS:
             break
     if errors:
-        raise RequestValidationFailure(errors)
+        raise RequestValidationFailure(errors[:MAX_REPORTED_ERRORS])
 
     try:
         matrix = np.array(values, dtype=np.float64)

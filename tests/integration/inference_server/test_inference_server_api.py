@@ -36,6 +36,8 @@ from inference_server_helpers import (
 pytestmark = pytest.mark.integration
 
 API_KEY = "integration-api-key-0123456789"
+OPS_API_KEY = "integration-ops-key-9876543210"
+PROXY_SECRET = "integration-proxy-secret-5f3a9c"
 JWT_SECRET = "integration-jwt-secret-0123456789abcdef"
 DEMO_KEYS = {"k1": "demo-key-one-0123456789abcdef0123", "k2": "demo-key-two-0123456789abcdef0123"}
 DATA = Path(__file__).parents[2] / "data" / "inference_server"
@@ -50,11 +52,16 @@ def make_settings(models: RegisteredModels | None, tmp: Path, **over: Any) -> Se
     values: dict[str, Any] = {
         "environment": "production",
         "api_keys": API_KEY,
+        "ops_api_keys": OPS_API_KEY,
         "jwt_secret": JWT_SECRET,
         "demo_jwk_current_kid": "k1",
         "demo_jwk_keys_json": json.dumps({"k1": DEMO_KEYS["k1"]}),
         "drift_history_path": str(tmp / "drift.jsonl"),
         "model_load_retry_seconds": 0.5,
+        # This module sends many refused credentials and ops calls from one address on
+        # purpose; the per-address throttles have their own tests in tests/security.
+        "auth_failure_limit_per_minute": 0,
+        "ops_rate_limit_per_minute": 0,
     }
     if models is not None:
         values |= {
@@ -84,6 +91,8 @@ def client(
 
 
 KEY = {"x-api-key": API_KEY}
+# Ops routes need the ops key; the reload (a state-changing POST) the CSRF header too.
+OPS = {"x-api-key": OPS_API_KEY, "x-artpulse-csrf": "1"}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -465,8 +474,15 @@ def test_predict_auth_paths_each_write_one_audit_line(
     reason: str,
 ) -> None:
     sent = auth_headers(case, headers)
-    with caplog.at_level(logging.INFO, logger="artpulse.audit"):
-        response = client.post("/predict", json={"rows": [feature_row()]}, headers=sent)
+    # The audit logger does not propagate to the root (that wrote each line twice), so
+    # caplog's handler is attached to it directly.
+    audit_log = logging.getLogger("artpulse.audit")
+    audit_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="artpulse.audit"):
+            response = client.post("/predict", json={"rows": [feature_row()]}, headers=sent)
+    finally:
+        audit_log.removeHandler(caplog.handler)
     assert response.status_code == status, response.text
     assert reason in response.text
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "artpulse.audit"]
@@ -494,7 +510,7 @@ def test_ops_summary_needs_an_ops_credential_and_has_the_fields(
     assert ignored.status_code == 401
     assert "ignored" in ignored.json()["detail"]
     client.post("/predict", json={"rows": random_rows(5, 1)}, headers=KEY)
-    summary = client.get("/ops/summary", headers=KEY).json()
+    summary = client.get("/ops/summary", headers=OPS).json()
     for key in ("model", "track", "run_id", "feature_schema", "request_count", "error_rate", "p95_latency_ms",
                 "inference_p95_ms", "drift", "last_reload", "training", "shadow"):  # fmt: skip
         assert key in summary, key
@@ -509,26 +525,34 @@ def test_ops_summary_needs_an_ops_credential_and_has_the_fields(
     assert summary["training"]["quality_gate"]["passed"] is True
     assert summary["training"]["run_started_at"] > 0
     assert summary["caller"].startswith("key:")
-    assert client.get("/ops/summary", headers=bearer(main_jwt())).status_code == 200
+    # A predict credential is refused on the ops routes; an ops-scoped token is not.
+    assert client.get("/ops/summary", headers=KEY).status_code == 403
+    assert client.get("/ops/summary", headers=bearer(main_jwt())).status_code == 403
+    assert client.get("/ops/summary", headers=bearer(main_jwt(scope="ops"))).status_code == 200
 
 
 def test_oidc_headers_trusted_only_when_configured(tmp_path: Path) -> None:
     settings = make_settings(
-        None, tmp_path, ops_oidc_trust_headers=True, ops_oidc_allowed_email_domains="example.com"
+        None,
+        tmp_path,
+        ops_oidc_trust_headers=True,
+        ops_oidc_allowed_email_domains="example.com",
+        ops_proxy_secret=PROXY_SECRET,
     )
+    proxy = {"x-artpulse-proxy-secret": PROXY_SECRET}
     with running(settings, ready=False) as c:
-        ok = c.get("/ops/summary", headers={"x-auth-request-email": "alice@example.com"})
+        ok = c.get("/ops/summary", headers={"x-auth-request-email": "alice@example.com"} | proxy)
         assert ok.status_code == 200
         assert ok.json()["caller"] == "oidc:alice@example.com"
-        other = c.get("/ops/summary", headers={"x-auth-request-email": "eve@evil.example"})
+        # Straight to the pod, without the proxy's secret header: ignored.
+        direct = c.get("/ops/summary", headers={"x-auth-request-email": "alice@example.com"})
+        assert direct.status_code == 401
+        assert "ignored" in direct.json()["detail"]
+        other = c.get("/ops/summary", headers={"x-auth-request-email": "eve@evil.example"} | proxy)
         assert other.status_code == 403
         assert "not allowed" in other.text
-        assert (
-            c.post(
-                "/reload-model", headers={"x-auth-request-email": "eve@evil.example"}
-            ).status_code
-            == 403
-        )
+        eve = {"x-auth-request-email": "eve@evil.example", "x-artpulse-csrf": "1"} | proxy
+        assert c.post("/reload-model", headers=eve).status_code == 403
         assert c.get("/ops/summary").status_code == 401
 
 
@@ -627,8 +651,9 @@ def test_reload_swaps_and_a_failed_reload_keeps_the_old_model(
     models: RegisteredModels, tmp_path: Path
 ) -> None:
     with running(make_settings(models, tmp_path)) as c:
-        assert c.post("/reload-model").status_code == 401
-        failed = c.post("/reload-model", json={"model_uri": models.uri("999")}, headers=KEY)
+        assert c.post("/reload-model").status_code == 403  # no CSRF header
+        assert c.post("/reload-model", headers={"x-artpulse-csrf": "1"}).status_code == 401
+        failed = c.post("/reload-model", json={"model_uri": models.uri("999")}, headers=OPS)
         assert failed.status_code == 409
         assert "still serving" in failed.json()["detail"]["message"]
         assert c.get("/ready").status_code == 200
@@ -638,9 +663,9 @@ def test_reload_swaps_and_a_failed_reload_keeps_the_old_model(
             ]
             == models.v1
         )
-        bad_uri = c.post("/reload-model", json={"model_uri": "runs:/x/model"}, headers=KEY)
+        bad_uri = c.post("/reload-model", json={"model_uri": "runs:/x/model"}, headers=OPS)
         assert bad_uri.status_code == 422
-        swapped = c.post("/reload-model", json={"model_uri": models.uri(models.v2)}, headers=KEY)
+        swapped = c.post("/reload-model", json={"model_uri": models.uri(models.v2)}, headers=OPS)
         assert swapped.status_code == 200
         assert swapped.json()["version"] == models.v2
         assert (
@@ -651,10 +676,10 @@ def test_reload_swaps_and_a_failed_reload_keeps_the_old_model(
         )
         # The pod is told to serve v1: serving v2 makes it not ready.
         assert c.get("/ready").status_code == 503
-        back = c.post("/reload-model", headers=KEY)
+        back = c.post("/reload-model", headers=OPS)
         assert back.json()["version"] == models.v1
         assert c.get("/ready").status_code == 200
-        summary = c.get("/ops/summary", headers=KEY).json()
+        summary = c.get("/ops/summary", headers=OPS).json()
         assert summary["last_reload"]["version"] == models.v1
         metrics = c.get("/metrics").text
         assert (
@@ -671,7 +696,7 @@ def test_fault_injection_only_when_allowed(models: RegisteredModels, tmp_path: P
         response = c.post("/predict", json={"rows": [feature_row()]}, headers=KEY)
         assert response.status_code == 500
         assert "injected fault" in response.json()["detail"]
-        summary = c.get("/ops/summary", headers=KEY).json()
+        summary = c.get("/ops/summary", headers=OPS).json()
         assert summary["fault_injection"] == {"latency_ms": 50.0, "error_rate": 1.0}
         assert summary["error_rate"] == 1.0
     with running(make_settings(models, tmp_path, **common)) as c:
@@ -685,7 +710,7 @@ def test_shadow_model_agreement_is_measured_off_the_path(
     with running(settings) as c:
         # Readiness does not wait for the shadow model (see the next test); this one does.
         wait_for(
-            lambda: c.get("/ops/summary", headers=KEY).json()["shadow"]["enabled"],
+            lambda: c.get("/ops/summary", headers=OPS).json()["shadow"]["enabled"],
             60,
             "shadow loaded",
         )
@@ -697,7 +722,7 @@ def test_shadow_model_agreement_is_measured_off_the_path(
             )
         shadow = wait_for(
             lambda: (
-                (s := c.get("/ops/summary", headers=KEY).json()["shadow"])["compared_rows"] == 200
+                (s := c.get("/ops/summary", headers=OPS).json()["shadow"])["compared_rows"] == 200
                 and s
             ),
             30,
@@ -713,14 +738,14 @@ def test_shadow_model_agreement_is_measured_off_the_path(
     same = make_settings(models, tmp_path, shadow_model_uri=models.uri(models.v1))
     with running(same) as c:
         wait_for(
-            lambda: c.get("/ops/summary", headers=KEY).json()["shadow"]["enabled"],
+            lambda: c.get("/ops/summary", headers=OPS).json()["shadow"]["enabled"],
             60,
             "shadow loaded",
         )
         c.post("/predict", json={"rows": random_rows(50, seed=9)}, headers=KEY)
         shadow = wait_for(
             lambda: (
-                (s := c.get("/ops/summary", headers=KEY).json()["shadow"])["compared_rows"] == 50
+                (s := c.get("/ops/summary", headers=OPS).json()["shadow"])["compared_rows"] == 50
                 and s
             ),
             30,
@@ -733,17 +758,27 @@ def test_drift_low_on_training_like_data_high_on_shifted_data(
     models: RegisteredModels, tmp_path: Path
 ) -> None:
     settings = make_settings(
-        models, tmp_path, drift_interval_seconds=0.2, drift_min_samples=200, drift_window_size=400
+        models,
+        tmp_path,
+        drift_interval_seconds=0.2,
+        drift_min_samples=200,
+        drift_window_size=400,
+        drift_max_request_share=0.05,  # 20 rows of one request reach the window
     )
     with running(settings) as c:
 
         def drift() -> dict[str, Any]:
-            return c.get("/ops/summary", headers=KEY).json()["drift"]
+            return c.get("/ops/summary", headers=OPS).json()["drift"]
 
-        c.post("/predict", json={"rows": random_rows(400, seed=21)}, headers=KEY)
+        def send(rows: list[dict[str, float]]) -> None:
+            for start in range(0, len(rows), 20):
+                chunk = rows[start : start + 20]
+                assert c.post("/predict", json={"rows": chunk}, headers=KEY).status_code == 200
+
+        send(random_rows(400, seed=21))
         low = wait_for(lambda: (d := drift())["score"] is not None and d, 30, "a drift score")
         assert low["score"] < 0.1, low
-        c.post("/predict", json={"rows": random_rows(400, seed=22, shift=0.6)}, headers=KEY)
+        send(random_rows(400, seed=22, shift=0.6))
         high = wait_for(
             lambda: (d := drift())["score"] is not None and d["score"] > 0.25 and d,
             30,
@@ -814,7 +849,7 @@ def test_a_shadow_model_that_fails_to_load_never_makes_the_pod_unready(
     settings = make_settings(models, tmp_path, shadow_model_uri=models.uri("31337"))
     with running(settings) as c:
         shadow = wait_for(
-            lambda: (s := c.get("/ops/summary", headers=KEY).json()["shadow"])["load_error"] and s,
+            lambda: (s := c.get("/ops/summary", headers=OPS).json()["shadow"])["load_error"] and s,
             60,
             "shadow load error",
         )

@@ -32,6 +32,7 @@ pytestmark = [
 ]
 
 API_KEY = "browser-test-api-key-0123456789"
+OPS_API_KEY = "browser-test-ops-key-9876543210"
 SCREENSHOTS = os.environ.get("ARTPULSE_SCREENSHOT_DIR")
 
 
@@ -51,6 +52,7 @@ def server(models: RegisteredModels, tmp_path_factory: pytest.TempPathFactory) -
         "ARTPULSE_TRACK": "stable",
         "MLFLOW_TRACKING_URI": models.tracking_uri,
         "API_KEYS": API_KEY,
+        "OPS_API_KEYS": OPS_API_KEY,
         "DEMO_JWK_CURRENT_KID": "2026-11",
         "DEMO_JWK_KEYS_JSON": json.dumps({"2026-11": "browser-demo-key-0123456789abcdef"}),
         "DRIFT_HISTORY_PATH": str(tmp / "drift.jsonl"),
@@ -141,7 +143,11 @@ def test_admin_panel_signs_in_and_shows_the_model(
     browser.type("#api-key", "wrong-key-0123456789")
     browser.click("#login-form button")
     browser.wait_text("#login-error", lambda t: "invalid API key" in t, "refusal shown")
+    # A predict key is refused by the panel: ops needs the ops key.
     browser.type("#api-key", API_KEY)
+    browser.click("#login-form button")
+    browser.wait_text("#login-error", lambda t: "needs an ops credential" in t, "scope refusal")
+    browser.type("#api-key", OPS_API_KEY)
     browser.click("#login-form button")
     browser.wait_text("#m-version", lambda t: t == models.v1, "panel shows the version")
     assert browser.text("#m-track") == "stable"
@@ -157,9 +163,9 @@ def test_admin_panel_signs_in_and_shows_the_model(
     # The key handed over in the fragment signs a fresh tab in, and leaves the address bar.
     browser.script("sessionStorage.clear();")
     browser.get(server.url + "/")
-    browser.get(server.url + f"/admin#key={API_KEY}")
+    browser.get(server.url + f"/admin#key={OPS_API_KEY}")
     browser.wait_text("#m-version", lambda t: t == models.v1, "fragment sign-in")
-    assert API_KEY not in browser.script("return window.location.href;")
+    assert OPS_API_KEY not in browser.script("return window.location.href;")
     # Signing out returns to the form.
     browser.click("#logout")
     browser.wait_text("#login", lambda t: "Sign in" in t, "signed out")

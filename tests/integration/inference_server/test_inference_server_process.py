@@ -29,6 +29,7 @@ from inference_server_helpers import (
 pytestmark = pytest.mark.integration
 
 API_KEY = "process-test-api-key-0123456789"
+OPS_API_KEY = "process-test-ops-key-9876543210"
 NAMESPACE = "ml-gates"
 
 
@@ -47,9 +48,15 @@ def server_env(models: RegisteredModels, tmp: Path, **extra: str) -> dict[str, s
         "ARTPULSE_TRACK": "canary",
         "MLFLOW_TRACKING_URI": models.tracking_uri,
         "API_KEYS": API_KEY,
+        "OPS_API_KEYS": OPS_API_KEY,
         "PREDICT_REQUIRE_AUTH": "false",
+        # Production never serves /predict anonymously unless told so.
+        "ALLOW_ANONYMOUS_PREDICT": "true",
         "DRIFT_INTERVAL_SECONDS": "0.5",
         "DRIFT_MIN_SAMPLES": "100",
+        # 50 of the 1000-row window per request (default 10): the 30-row batches below
+        # count in full, as they did before the per-request cap.
+        "DRIFT_MAX_REQUEST_SHARE": "0.05",
         "DRIFT_HISTORY_PATH": str(tmp / "drift.jsonl"),
         "HTTP_LATENCY_BUCKETS_SECONDS": "0.001,0.005,0.01,0.05,0.1,0.5,1",
         **extra,
@@ -161,7 +168,9 @@ def test_reload_under_load_drops_nothing_and_sigterm_stops_cleanly(
         try:
             wait_for(lambda: sum(outcomes.values()) > 50, 60, "load before the reload")
             with httpx.Client(
-                base_url=server.url, headers={"x-api-key": API_KEY}, timeout=120
+                base_url=server.url,
+                headers={"x-api-key": OPS_API_KEY, "x-artpulse-csrf": "1"},
+                timeout=120,
             ) as ops:
                 swapped = ops.post("/reload-model", json={"model_uri": models.uri(models.v2)})
                 assert swapped.status_code == 200, swapped.text

@@ -2,7 +2,10 @@
 
 ``POST /demo/token`` is open but rate-limited per address; ``/demo/status`` and
 ``/demo/predict`` accept only demo tokens (signed with the rotating ``DEMO_JWK_*`` keys,
-never the main API's credentials) and have their own per-address limit.
+never the main API's credentials) and have their own per-address limit, checked before
+the token. Demo rows are capped at ``DEMO_MAX_ROWS`` per request and never reach the drift
+window or the shadow comparison; their requests are counted under ``route="/demo/predict"``,
+which the rollout gates do not read.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ async def demo_status(request: Request, state: State, caller: DemoCaller) -> Res
             "classes": list(model.classes) if model else [],
             "image_input": model.image_features_supported if model else False,
             "rate_limit_per_minute": state.demo_limiter.per_minute,
+            "max_rows": state.settings.demo_max_rows,
             "subject": caller.subject,
         }
     )
@@ -72,5 +76,5 @@ async def demo_predict(request: Request, state: State, caller: DemoCaller) -> Re
         or media.startswith("image/")
         or media == "application/octet-stream"
     ):
-        return await predict_image(state, request)
-    return await predict_rows(state, request)
+        return await predict_image(state, request, demo=True)
+    return await predict_rows(state, request, demo=True)

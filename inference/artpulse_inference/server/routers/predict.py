@@ -12,17 +12,14 @@ import asyncio
 import random
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from artpulse_inference.core.features import (
-    FEATURE_NAMES,
-    ImageDecodeError,
-    decode_image,
-    extract_features,
-)
+from artpulse_inference.core.features import FEATURE_NAMES, ImageDecodeError, ImageTooLarge
 
 from ..deps import ApiCaller, State, api_caller
+from ..error_bodies import bounded_errors
 from ..inputs import parse_json, read_body, read_image_upload, require_json_content_type
 from ..model_store import LoadedModel, Prediction
 from ..state import ServerState
@@ -77,6 +74,14 @@ IMAGE_BODY_SCHEMA: dict[str, Any] = {
 }
 
 
+# Named in a 413 so an operator knows which setting refused the image.
+_IMAGE_LIMIT_SETTINGS = {
+    "max_bytes": "MAX_IMAGE_BYTES",
+    "max_pixels": "MAX_IMAGE_PIXELS",
+    "max_decoded_bytes": "MAX_IMAGE_DECODED_BYTES",
+}
+
+
 def serving_model(state: ServerState, request: Request) -> LoadedModel:
     model = state.model
     if model is None:
@@ -123,20 +128,43 @@ def render_predictions(
     return orjson.dumps(payload)
 
 
-async def predict_rows(state: ServerState, request: Request) -> Response:
+def require_finite_output(model: LoadedModel, result: Prediction) -> None:
+    """A NaN or infinite probability never reaches a client (it would render as null)."""
+    proba = result.probabilities
+    if proba is not None and not np.isfinite(proba).all():
+        bad = sorted({int(i) for i in np.nonzero(~np.isfinite(proba))[0]})
+        shown = ", ".join(str(i) for i in bad[:10]) + (" ..." if len(bad) > 10 else "")
+        raise HTTPException(
+            422,
+            detail=f"the input produced a non-finite model output (NaN or infinity) for "
+            f"row(s) {shown}; send feature values on the scale of the training data "
+            f"(GET /metadata)",
+        )
+
+
+async def predict_rows(state: ServerState, request: Request, *, demo: bool = False) -> Response:
+    """Rows from the body through the model. ``demo`` rows are capped at DEMO_MAX_ROWS and
+    kept out of drift and shadow (the gates read production traffic only)."""
     model = serving_model(state, request)
     require_json_content_type(request)
     body = parse_json(await read_body(request, state.settings.max_request_bytes))
+    settings = state.settings
+    max_rows = settings.demo_max_rows if demo else settings.max_batch_rows
     try:
-        X = rows_to_matrix(body, model.feature_names, state.settings.max_batch_rows)
+        X = rows_to_matrix(body, model.feature_names, max_rows)
+        X = state.feature_bounds.apply(model, X)
     except RequestValidationFailure as exc:
-        raise HTTPException(422, detail=exc.errors) from None
+        errors = exc.errors
+        if demo and errors and errors[0]["type"] == "too_long":
+            errors[0]["msg"] += " on the public demo (DEMO_MAX_ROWS)"
+        raise HTTPException(422, detail=bounded_errors(errors)) from None
     await apply_faults(model)
-    result = await state.predict(model, X)
+    result = await state.predict(model, X, production=not demo)
+    require_finite_output(model, result)
     return Response(render_predictions(model, result), media_type="application/json")
 
 
-async def predict_image(state: ServerState, request: Request) -> Response:
+async def predict_image(state: ServerState, request: Request, *, demo: bool = False) -> Response:
     model = serving_model(state, request)
     if not model.image_features_supported:
         missing = sorted(set(model.feature_names) - set(FEATURE_NAMES))
@@ -146,31 +174,26 @@ async def predict_image(state: ServerState, request: Request) -> Response:
         )
     data = await read_image_upload(request, state.settings.max_image_bytes)
     try:
-        # Decoding is CPU work: keep it off the event loop.
-        features = await asyncio.to_thread(
-            _features_of, data, state.settings.max_image_bytes, state.settings.max_image_pixels
-        )
+        # Off the event loop, at most IMAGE_DECODE_CONCURRENCY at a time.
+        features = await state.image_decoder.features(data)
+    except ImageTooLarge as exc:
+        setting = _IMAGE_LIMIT_SETTINGS.get(exc.limit, exc.limit)
+        raise HTTPException(413, detail=f"image refused: {exc} ({setting})") from None
     except ImageDecodeError as exc:
-        # Too many bytes or pixels (a decompression bomb included) is "too large"; the rest
-        # (corrupt, truncated, unreadable) is unprocessable.
-        message = str(exc)
-        status = 413 if ("too large" in message or "decompression bomb" in message) else 422
-        raise HTTPException(status, detail=f"image refused: {exc}") from None
+        # Corrupt, truncated, animated or not an image: unprocessable.
+        raise HTTPException(422, detail=f"image refused: {exc}") from None
     await apply_faults(model)
     X = model.image_row(features)
-    result = await state.predict(model, X)
+    result = await state.predict(model, X, production=not demo)
+    require_finite_output(model, result)
     return Response(
         render_predictions(model, result, {"features": features}), media_type="application/json"
     )
 
 
-def _features_of(data: bytes, max_bytes: int, max_pixels: int) -> dict[str, float]:
-    return extract_features(decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels))
-
-
 PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or invalid credential"},
-    413: {"description": "body too large"},
+    413: {"description": "body too large, or an image over its pixel or decode budget"},
     415: {"description": "wrong content type"},
     422: {"description": "the rows do not match the model's feature schema (row and field named)"},
     429: {"description": "rate limit exceeded (see Retry-After)"},
