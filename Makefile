@@ -9,7 +9,7 @@ PYTEST := $(VENV)/bin/pytest
 PYTEST_ARGS ?=
 
 .PHONY: help install kube-bins lint fmt test test-unit test-integration test-e2e \
-        cluster-up cluster-down cluster-status images demo bench bench-images lock kind-up kind-down monitoring-up monitoring-down clean
+        cluster-up cluster-down cluster-status images peers demo bench bench-inference bench-images lock oip-proto kind-up kind-down monitoring-up monitoring-down clean
 
 help: ## List every command
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,14 +36,14 @@ fmt: install ## Format and autofix with ruff
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install kube-bins images lint ## Install, lint, then every test (unit, integration, e2e) in one session
+test: install kube-bins images peers lint ## Install, lint, then every test (unit, integration, e2e) in one session
 	@$(PYTEST) tests $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; fi; exit $$rc
 
 test-unit: install ## Unit tests only (no I/O)
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
-test-integration: install kube-bins ## Integration tests (real API server, the real node, MLflow, Prometheus)
+test-integration: install kube-bins peers ## Integration tests (real API server, the real node, MLflow, Prometheus, MLServer/KServe peers)
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
 test-e2e: install kube-bins ## The end-to-end story on the local cluster
@@ -58,20 +58,33 @@ cluster-down: install ## Stop the local cluster; leaves no process, container, m
 cluster-status: install ## The local cluster's pods and where its parts are
 	@$(PY) -m artpulse_dev.localcluster status
 
+peers: ## The servers we are compared with (MLServer + mlserver-sklearn, KServe), each in its own venv under ~/.cache/artpulse/peers (cached)
+	@bash hack/peers.sh
+
 demo: install kube-bins ## The whole story on the local cluster: train, roll out, promote, roll back a bad model (a few minutes)
 	@$(PY) hack/demo.py
 
-bench: install kube-bins ## Run the benchmarks in loadtest/ and write docs/benchmarks.md
+bench: install kube-bins peers ## Run the benchmarks in loadtest/ and write docs/benchmarks.md
 	$(PY) loadtest/bench_features.py
 	$(PY) loadtest/bench_inference.py
 	$(PY) loadtest/bench_operator.py
 	$(PY) loadtest/bench_hostile_images.py
+
+bench-inference: install peers ## Ours (/predict, OIP /infer) vs MLServer, KServe (ModelServer + scikit-learn), mlflow serve and a bare endpoint (docs/benchmarks.md)
+	$(PY) loadtest/bench_inference.py
 
 bench-images: install ## Peak RSS of the inference server under concurrent hostile image uploads (docs/benchmarks.md)
 	$(PY) loadtest/bench_hostile_images.py
 
 lock: ## Re-pin constraints.txt from the current .venv (after changing dependencies)
 	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^artpulse' > constraints.txt
+
+oip-proto: install ## Regenerate the committed gRPC code of the Open Inference Protocol from its .proto (grpcio-tools)
+	cd inference && ../$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
+	  artpulse_inference/server/oip_proto/grpc_predict_v2.proto
+	@# A descriptor pool of its own: MLServer's, KServe's and Triton's clients define the same messages.
+	sed -i 's/_descriptor_pool.Default().AddSerializedFile(/_descriptor_pool.DescriptorPool().AddSerializedFile(/' \
+	  inference/artpulse_inference/server/oip_proto/grpc_predict_v2_pb2.py
 
 kind-up: ## (needs Docker and kind; not runnable here: no kind node image) kind cluster with the same images and overlay
 	@bash hack/kind.sh up

@@ -2,8 +2,10 @@
 
 ``create_app(settings)`` is called by ``__main__.main`` (``artpulse-server``) and by the
 tests. It wires the state (model store, batcher, drift monitor, shadow mirror, auth,
-limits, metrics), the routers, the metrics middleware and the error handlers that turn
-anything unexpected into a JSON 500 without a traceback.
+limits, metrics), the routers (the Open Inference Protocol's among them; its gRPC
+service runs on ``GRPC_PORT`` when set, started and stopped with the app), the metrics
+middleware and the error handlers that turn anything unexpected into a JSON 500 without
+a traceback.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .audit import configure_audit_logging
 from .error_bodies import validation_error_response
 from .http_limits import BodyReadTimeoutMiddleware
 from .middleware import RequestMetricsMiddleware
-from .routers import demo, health, ops, pages, predict
+from .routers import demo, health, oip, ops, pages, predict
 from .settings import Settings
 from .state import ModelLoader, ServerState
 
@@ -38,9 +40,19 @@ def create_app(settings: Settings, *, loader: ModelLoader | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.start()
+        grpc_server = None
         try:
+            if settings.grpc_port:
+                # Imported only when enabled: no gRPC runtime in a server that does not use it.
+                from .oip_grpc import start_grpc_server
+
+                grpc_server = await start_grpc_server(state)
             yield
         finally:
+            if grpc_server is not None:
+                from .oip_grpc import stop_grpc_server
+
+                await stop_grpc_server(grpc_server)
             await state.stop()
 
     app = FastAPI(
@@ -55,7 +67,10 @@ def create_app(settings: Settings, *, loader: ModelLoader | None = None) -> Fast
     # The hot path first: a plain route for POST /predict matched before the FastAPI one,
     # which remains for the OpenAPI schema (see routers.predict.predict_fast_endpoint).
     app.router.routes.append(Route("/predict", predict.predict_fast_endpoint, methods=["POST"]))
-    for module in (health, predict, ops, demo, pages):
+    # The same for the Open Inference Protocol's infer routes (routers.oip.infer_endpoint).
+    for path in oip.INFER_ROUTES:
+        app.router.routes.append(Route(path, oip.infer_endpoint, methods=["POST"]))
+    for module in (health, predict, oip, ops, demo, pages):
         app.include_router(module.router)
     static_dir = resources.files("artpulse_inference").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
 
     host: str = "0.0.0.0"
     port: int = Field(default=8000, ge=1, le=65535)
+    # The Open Inference Protocol over gRPC (oip_grpc.py): off unless a port is given.
+    grpc_port: int = Field(default=0, ge=0, le=65535)
+    grpc_host: str = ""  # default HOST
 
     # Credentials for the main API. API_KEYS is comma-separated (API_KEY is one more).
     api_key: str = ""
@@ -183,6 +186,8 @@ class Settings(BaseSettings):
                 f"DEMO_JWK_CURRENT_KID: {self.demo_jwk_current_kid!r} is not one of the "
                 f"kids in DEMO_JWK_KEYS_JSON ({', '.join(sorted(keys))})"
             )
+        if self.grpc_port and self.grpc_port == self.port:
+            problems.append(f"GRPC_PORT: {self.grpc_port} is also PORT; give gRPC its own port")
         problems.extend(self._identity_problems())
         if self.environment != "development":
             problems.extend(self._secret_problems(keys))

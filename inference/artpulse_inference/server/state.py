@@ -41,7 +41,18 @@ from .tokens import DemoTokenAuthority, JwtVerifier
 
 log = logging.getLogger(__name__)
 
-PREDICT_ROUTES = frozenset({"/predict", "/predict-image", "/demo/predict"})
+# Route labels of prediction requests (/ops/summary's stats): the Open Inference Protocol's
+# templates and its gRPC method count like /predict.
+PREDICT_ROUTES = frozenset(
+    {
+        "/predict",
+        "/predict-image",
+        "/demo/predict",
+        "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}/infer",
+        "/inference.GRPCInferenceService/ModelInfer",
+    }
+)
 STATS_WINDOW_SECONDS = 300.0
 # One-row model calls cheaper than this run inline (a thread hand-off costs ~50-100 us).
 INLINE_CALL_SECONDS = 0.0002

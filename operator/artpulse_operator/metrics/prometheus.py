@@ -10,7 +10,8 @@ For one namespace, model, track and version over the analysis window ``w``:
 - shadow agreement (while shadowing): ``min(artpulse_shadow_agreement_ratio{sel,shadow_version="c"})``
   as exported by the stable pods that mirror requests to candidate ``c``
 
-Request selectors add ``route=~"/predict|/predict-image"`` so health probes, the landing
+Request selectors add ``route=~"<PREDICT_ROUTES>"`` (``/predict``, ``/predict-image`` and
+the Open Inference Protocol's infer, REST and gRPC) so health probes, the landing
 page and the public demo do not count as traffic (nor do refused requests, which the
 server counts in a series of their own). An empty result or NaN is ``None`` (no data); transport errors, HTTP
 errors and malformed answers raise :class:`MetricsError`.
@@ -29,10 +30,16 @@ from artpulse_operator.engine.observations import TrackMeasurement
 from artpulse_operator.engine.spec import format_duration
 from artpulse_operator.metrics.base import MetricsError
 
-# Exactly the authenticated production routes: the public demo (/demo/predict) has its own
-# route label, and refused requests (401/403/429) are not in these series at all (they go
-# to artpulse_http_refused_requests_total), so anonymous traffic cannot move a gate.
-PREDICT_ROUTES = "/predict|/predict-image"
+# Exactly the authenticated production routes: /predict, /predict-image and the Open
+# Inference Protocol's infer (REST route templates, and the gRPC method). The public demo
+# (/demo/predict) has its own route label, and refused requests (401/403/429) are not in
+# these series at all (they go to artpulse_http_refused_requests_total), so anonymous
+# traffic cannot move a gate.
+PREDICT_ROUTES = (
+    "/predict|/predict-image"
+    "|/v2/models/[^/]+/infer|/v2/models/[^/]+/versions/[^/]+/infer"
+    "|/inference.GRPCInferenceService/ModelInfer"
+)
 
 
 def _label_value(value: str) -> str:

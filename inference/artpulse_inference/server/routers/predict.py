@@ -75,7 +75,7 @@ IMAGE_BODY_SCHEMA: dict[str, Any] = {
 
 
 # Named in a 413 so an operator knows which setting refused the image.
-_IMAGE_LIMIT_SETTINGS = {
+IMAGE_LIMIT_SETTINGS = {
     "max_bytes": "MAX_IMAGE_BYTES",
     "max_pixels": "MAX_IMAGE_PIXELS",
     "max_decoded_bytes": "MAX_IMAGE_DECODED_BYTES",
@@ -177,7 +177,7 @@ async def predict_image(state: ServerState, request: Request, *, demo: bool = Fa
         # Off the event loop, at most IMAGE_DECODE_CONCURRENCY at a time.
         features = await state.image_decoder.features(data)
     except ImageTooLarge as exc:
-        setting = _IMAGE_LIMIT_SETTINGS.get(exc.limit, exc.limit)
+        setting = IMAGE_LIMIT_SETTINGS.get(exc.limit, exc.limit)
         raise HTTPException(413, detail=f"image refused: {exc} ({setting})") from None
     except ImageDecodeError as exc:
         # Corrupt, truncated, animated or not an image: unprocessable.
