@@ -21,9 +21,6 @@ and ``<!-- END bench_features -->`` of docs/benchmarks.md (and prints it).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import re
 import resource
 import statistics
 import sys
@@ -51,7 +48,7 @@ from artpulse_inference.core.features import (  # noqa: E402
 )
 from artpulse_inference.training.dataset import extract_features_from_paths  # noqa: E402
 from artpulse_inference.training.demo_data import STYLES, render_image  # noqa: E402
-from report import write_section  # noqa: E402
+from report import machine_facts, write_section  # noqa: E402
 
 
 def naive_features(data: bytes) -> list[float]:
@@ -103,22 +100,7 @@ def measure(name: str, fn: Callable[[], Any], n: int, repeats: int) -> dict[str,
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    match = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
-    mem_kb = int(match[1]) if match else 0
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu": cpu,
-        "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pillow": PIL.__version__,
-        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
-    }
+    return machine_facts({"numpy": np.__version__, "pillow": PIL.__version__})
 
 
 def render(results: list[dict[str, Any]], info: dict[str, str], args: argparse.Namespace) -> str:

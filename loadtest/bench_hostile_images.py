@@ -35,7 +35,6 @@ import http.client
 import itertools
 import json
 import os
-import platform
 import re
 import shutil
 import sys
@@ -56,7 +55,7 @@ sys.path.insert(0, str(REPO / "tests" / "security"))
 from artpulse_dev._proc import free_port, spawn, stop  # noqa: E402
 from artpulse_dev.mlflow_server import MlflowServer  # noqa: E402
 from inference_server_helpers import register_model  # noqa: E402
-from report import write_section  # noqa: E402
+from report import machine_facts, write_section  # noqa: E402
 from security_images_hostile import RGB, worst_inputs, zero_png  # noqa: E402
 
 MARKER = "bench_hostile_images"
@@ -230,22 +229,9 @@ def machine() -> dict[str, str]:
     import PIL
     import uvicorn
 
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[1])  # type: ignore[index]
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu": cpu,
-        "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
-        "python": platform.python_version(),
-        "Pillow": PIL.__version__,
-        "fastapi": fastapi.__version__,
-        "uvicorn": uvicorn.__version__,
-        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
-    }
+    return machine_facts(
+        {"Pillow": PIL.__version__, "fastapi": fastapi.__version__, "uvicorn": uvicorn.__version__}
+    )
 
 
 def render(

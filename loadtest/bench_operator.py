@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import sys
 import tempfile
 import threading
@@ -50,7 +48,7 @@ from kubernetes import config as kconfig
 from kubernetes import watch as kwatch
 from mlflow.tracking import MlflowClient
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from report import write_section
+from report import machine_facts, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = "bench_operator"
@@ -484,26 +482,16 @@ def measure_rollbacks(
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[1])  # type: ignore[index]
     import kopf
     import mlflow
 
-    kube_version = (REPO / "hack" / "kube-bins" / "VERSION").read_text().strip()
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu": cpu,
-        "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
-        "python": platform.python_version(),
-        "kopf": kopf.__version__ if hasattr(kopf, "__version__") else "?",
-        "mlflow": mlflow.__version__,
-        "kubernetes": kube_version,
-        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
-    }
+    return machine_facts(
+        {
+            "kopf": kopf.__version__ if hasattr(kopf, "__version__") else "?",
+            "mlflow": mlflow.__version__,
+            "kubernetes": (REPO / "hack" / "kube-bins" / "VERSION").read_text().strip(),
+        }
+    )
 
 
 def render(results: dict[str, Any], info: dict[str, str], args: argparse.Namespace) -> str:

@@ -17,6 +17,7 @@ MLflow would have, so a test can show that the payload is live after the server 
 from __future__ import annotations
 
 import importlib
+import os
 import pickle
 import textwrap
 import uuid
@@ -125,14 +126,31 @@ class Registry:
 
 @contextmanager
 def tracking(uri: str) -> Iterator[None]:
-    previous = mlflow.get_tracking_uri()
+    """MLflow's process-wide tracking and registry URIs set to `uri`, then put back exactly.
+
+    `mlflow.set_*_uri` also exports MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI to the
+    environment, and an unset registry URI follows the tracking URI: restoring with the
+    setters would pin the registry, and every server process started later would inherit
+    a registry in a deleted temporary directory.
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved_tracking = tracking_utils._tracking_uri
+    saved_registry = registry_utils._registry_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
-        mlflow.set_registry_uri(previous)
+        mlflow.set_tracking_uri(saved_tracking)
+        registry_utils._registry_uri = saved_registry
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def signature_frame(n: int = 5) -> pd.DataFrame:

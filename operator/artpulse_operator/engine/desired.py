@@ -249,9 +249,19 @@ def _env(
             "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}},
         }
     )
+    user_names = {str(e.get("name")) for e in spec.serving.env}
+    if spec.traffic_routing.provider is not Provider.REPLICAS and not user_names & _HOPS_VARS:
+        # Behind a Gateway or an ingress every request comes from the proxy's address; the
+        # client is the entry that proxy appended to X-Forwarded-For. Without this, all
+        # clients would share one failed-authentication budget and one rate limit.
+        env.append({"name": "TRUSTED_PROXY_HOPS", "value": "1"})
     # The user's variables come last: Kubernetes lets a later entry refer to earlier ones.
     env.extend(dict(e) for e in spec.serving.env)
     return env
+
+
+# The inference server's settings for client addresses; the user's choice wins.
+_HOPS_VARS = frozenset({"TRUSTED_PROXY_HOPS", "TRUST_FORWARDED_FOR"})
 
 
 def _deployment(

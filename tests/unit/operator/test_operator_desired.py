@@ -196,3 +196,33 @@ def test_model_uri_defaults_from_the_version() -> None:
 
 def test_rendering_is_deterministic() -> None:
     assert _render(SPEC, STATUS) == _render(SPEC, STATUS)
+
+
+GATEWAY = {"provider": "GatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}}
+
+
+@pytest.mark.parametrize(
+    ("routing", "hops"),
+    [
+        (None, None),  # Replicas: clients reach the pods through the Service, no proxy
+        (GATEWAY, "1"),
+        ({"provider": "Nginx", "nginx": {"host": "api.example.com"}}, "1"),
+    ],
+)
+def test_behind_a_proxy_the_pods_trust_one_forwarded_hop(
+    routing: dict[str, Any] | None, hops: str | None
+) -> None:
+    spec = {**SPEC, "trafficRouting": routing} if routing else SPEC
+    deployment = _by(_render(spec, STATUS), "Deployment")["art-stable"]
+    assert _env(deployment).get("TRUSTED_PROXY_HOPS") == hops
+
+
+@pytest.mark.parametrize("name", ["TRUSTED_PROXY_HOPS", "TRUST_FORWARDED_FOR"])
+def test_the_users_forwarded_setting_wins_and_is_not_doubled(name: str) -> None:
+    serving = {**SPEC["serving"], "env": [{"name": name, "value": "2"}]}
+    spec = {**SPEC, "serving": serving, "trafficRouting": GATEWAY}
+    deployment = _by(_render(spec, STATUS), "Deployment")["art-stable"]
+    names = [e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]]
+    assert names.count(name) == 1
+    assert _env(deployment)[name] == "2"
+    assert name == "TRUSTED_PROXY_HOPS" or "TRUSTED_PROXY_HOPS" not in names
