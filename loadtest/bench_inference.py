@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -57,7 +56,7 @@ from artpulse_dev import peers  # noqa: E402
 from artpulse_dev.mlflow_server import MlflowServer  # noqa: E402
 from artpulse_inference.core.features import FEATURE_NAMES  # noqa: E402
 from inference_server_helpers import random_rows, register_model  # noqa: E402
-from report import write_section  # noqa: E402
+from report import machine_facts, write_section  # noqa: E402
 
 MARKER = "bench_inference"
 LUA = Path(__file__).with_name("bench_inference_post.lua")
@@ -333,21 +332,8 @@ def bench_bare(work: Path, duration: int) -> ServerRun:
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu": cpu,
-        "ram": f"{int(mem[1]) / 1024 / 1024:.1f} GiB" if mem else "?",
-        "python": platform.python_version(),
-        "load before": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
-        "wrk": wrk[0].split(" Copyright")[0] if wrk else "?",
-    }
+    return machine_facts({"wrk": wrk[0].split(" Copyright")[0] if wrk else "?"})
 
 
 def versions() -> dict[str, str]:
