@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -35,6 +34,8 @@ from artpulse_inference.server.state import ServerState
 from artpulse_operator.metrics.prometheus import gate_queries
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+
+from artpulse_dev._proc import free_port
 
 API_KEY = "oip-predict-key-0123456789abcdef"
 OPS_KEY = "oip-ops-key-0123456789abcdef0123"
@@ -132,13 +133,6 @@ class _DefaultDeadline(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
         return continuation(details, request)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def grpc_app(
     settings_of: Callable[[int], Settings], loader: Any = None, *, wait_ready: bool = True
@@ -194,10 +188,13 @@ def outputs_by_name(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
 _MATCHER = re.compile(r'(\w+)(=~|!~|!=|=)"((?:[^"\\]|\\.)*)"')
 
 
-def _request_matchers() -> list[tuple[str, str, str]]:
-    query = gate_queries("ns", MODEL_NAME, "stable", MODEL_VERSION, 60.0)["requests"]
-    selector = re.findall(r"artpulse_\w+\{([^}]*)\}", query)[-1]
-    return [(n, op, json.loads(f'"{v}"')) for n, op, v in _MATCHER.findall(selector)]
+def _gate_matchers(gate: str) -> list[tuple[str, str, str]]:
+    """Label matchers of the last selector of the operator's default ``gate`` query (for
+    the error rate, its denominator), values unescaped as PromQL reads them."""
+    query = gate_queries("ns", MODEL_NAME, "stable", MODEL_VERSION, 60.0)[gate]
+    selectors = re.findall(r"artpulse_\w+\{([^}]*)\}", query)
+    assert selectors, f"no selector in {query}"
+    return [(n, op, json.loads(f'"{v}"')) for n, op, v in _MATCHER.findall(selectors[-1])]
 
 
 def _selected(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> bool:
@@ -216,15 +213,21 @@ def _selected(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> b
     return True
 
 
-def gate_selected(metrics_text: str, sample: str = "artpulse_http_requests_total") -> float:
-    """Sum of the ``sample`` series the operator's default ``requests`` gate selects."""
-    matchers = _request_matchers()
+def gate_value(metrics_text: str, gate: str, sample: str) -> float:
+    """Sum of the exposition samples named ``sample`` that the operator's ``gate`` query
+    selects (``requests``, ``error_rate``, ``p95_latency_ms``), as Prometheus would."""
+    matchers = _gate_matchers(gate)
     return sum(
         s.value
         for family in text_string_to_metric_families(metrics_text)
         for s in family.samples
         if s.name == sample and _selected(dict(s.labels), matchers)
     )
+
+
+def gate_selected(metrics_text: str, sample: str = "artpulse_http_requests_total") -> float:
+    """Sum of the ``sample`` series the operator's default ``requests`` gate selects."""
+    return gate_value(metrics_text, "requests", sample)
 
 
 def sample_value(metrics_text: str, sample: str, **labels: str) -> float:

@@ -11,8 +11,6 @@ gate would read.
 from __future__ import annotations
 
 import json
-import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from artpulse_dev._proc import free_port
 from artpulse_inference.core.drift import compute_baseline
 from artpulse_inference.core.features import FEATURE_NAMES
 from artpulse_inference.server.model_store import LoadedModel, _sklearn_predictor
 from artpulse_inference.server.settings import Settings
-from artpulse_operator.metrics.prometheus import gate_queries
-from prometheus_client.parser import text_string_to_metric_families
 
 API_KEY = "traffic-api-key-0123456789abcdef"
 DEMO_KEY = "traffic-demo-key-0123456789abcdef0123"
@@ -102,61 +99,7 @@ def random_rows(n: int, seed: int = 1) -> list[dict[str, float]]:
 
 # ---- what the gates read --------------------------------------------------------------
 
-_MATCHER = re.compile(r'(\w+)(=~|!~|!=|=)"((?:[^"\\]|\\.)*)"')
-
-
-def _last_selector(query: str) -> list[tuple[str, str, str]]:
-    """Label matchers of the last selector in ``query`` (the error rate's denominator)."""
-    selectors = re.findall(r"artpulse_\w+\{([^}]*)\}", query)
-    assert selectors, f"no selector in {query}"
-    return _MATCHER.findall(selectors[-1])
-
-
-def _matches(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> bool:
-    for name, op, value in matchers:
-        if name == "namespace":  # added by Prometheus from service discovery
-            continue
-        have = labels.get(name, "")
-        full = re.fullmatch(value, have) is not None
-        if (
-            (op == "=" and have != value)
-            or (op == "!=" and have == value)
-            or (op == "=~" and not full)
-            or (op == "!~" and full)
-        ):
-            return False
-    return True
-
-
-def gate_value(metrics_text: str, gate: str, sample: str) -> float:
-    """Sum of the exposition samples named ``sample`` that the operator's ``gate`` query
-    selects (``requests``, ``error_rate``, ``p95_latency_ms``), as Prometheus would."""
-    matchers = _last_selector(gate_queries("ns", MODEL_NAME, "stable", "1", 60.0)[gate])
-    total = 0.0
-    for family in text_string_to_metric_families(metrics_text):
-        for s in family.samples:
-            if s.name == sample and _matches(dict(s.labels), matchers):
-                total += s.value
-    return total
-
-
-def sample_value(metrics_text: str, sample: str, **labels: str) -> float:
-    total = 0.0
-    for family in text_string_to_metric_families(metrics_text):
-        for s in family.samples:
-            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
-
-
 # ---- a real server process --------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from artpulse_dev.oip_testing import grpc_app
+from artpulse_dev.oip_testing import gate_value, grpc_app, sample_value
 from artpulse_inference.core.features import FEATURE_NAMES
 from artpulse_inference.server import create_app
 from artpulse_inference.server.oip_proto import grpc_predict_v2_pb2 as pb
@@ -28,9 +28,7 @@ from security_traffic_helpers import (
     API_KEY,
     MODEL_NAME,
     TrainedLoader,
-    gate_value,
     make_settings,
-    sample_value,
     wait_for,
 )
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from artpulse_dev.oip_testing import gate_value, sample_value
 from artpulse_inference.core.features import FEATURE_NAMES
 from artpulse_inference.server import create_app
 from artpulse_inference.server.error_bodies import MAX_BODY_BYTES, bounded_errors
@@ -28,11 +29,9 @@ from fastapi.testclient import TestClient
 from security_traffic_helpers import (
     API_KEY,
     TrainedLoader,
-    gate_value,
     make_settings,
     random_rows,
     row,
-    sample_value,
     wait_for,
 )
 
