@@ -371,7 +371,8 @@ class ServerState:
         self, model: LoadedModel, X: np.ndarray, *, production: bool = True
     ) -> Prediction:
         """Predict ``X``. Only ``production`` traffic (authenticated /predict*, not the
-        public demo) feeds the drift window and the shadow comparison the gates read."""
+        public demo) feeds the label mix, the drift window and the shadow comparison the
+        gates read."""
         if model.call_cost <= INLINE_CALL_SECONDS:
             # Cheaper than a thread hand-off: answer on the event loop directly.
             started = time.perf_counter()
@@ -380,6 +381,7 @@ class ServerState:
         else:
             result = await self.batcher.predict(model, X)
         if production:
+            self._count_labels(model, result)
             self.drift.record(model, X)
             if self.shadow.model is not None:
                 self.shadow.offer(model, X, result.labels)
@@ -389,9 +391,14 @@ class ServerState:
         track = self.metrics.track
         self.metrics.inference_duration.labels(model.name, model.version, track).observe(seconds)
         self.inference_times.append(seconds)
+
+    def _count_labels(self, model: LoadedModel, result: Prediction) -> None:
+        """The predicted-label mix the judge compares: production traffic only, so anonymous
+        demo requests cannot move it."""
         counts: dict[str, int] = {}
         for label in result.labels:
             counts[label] = counts.get(label, 0) + 1
+        track = self.metrics.track
         for label, n in counts.items():
             self.metrics.predictions_total.labels(model.name, model.version, track, label).inc(n)
 

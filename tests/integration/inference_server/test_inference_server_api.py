@@ -584,6 +584,32 @@ def test_demo_flow_token_status_predict(client: TestClient, tmp_path: Path) -> N
         assert refused.status_code == 401, refused.text
 
 
+def _predicted_rows(client: TestClient) -> float:
+    text = client.get("/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("artpulse_predictions_total{")
+    )
+
+
+def test_only_production_predictions_move_the_label_mix(
+    models: RegisteredModels, tmp_path: Path
+) -> None:
+    """The judge compares artpulse_predictions_total between tracks: anonymous demo traffic
+    must not be able to shift it."""
+    with running(make_settings(models, tmp_path)) as c:
+        before = _predicted_rows(c)
+        token = c.post("/demo/token").json()["access_token"]
+        for _ in range(3):
+            demo = c.post("/demo/predict", json={"rows": [feature_row()]}, headers=bearer(token))
+            assert demo.status_code == 200
+        assert _predicted_rows(c) == before
+        served = c.post("/predict", json={"rows": [feature_row(), feature_row()]}, headers=KEY)
+        assert served.status_code == 200
+        assert _predicted_rows(c) == before + 2
+
+
 def test_demo_key_rotation(tmp_path: Path) -> None:
     def demo_settings(keys: dict[str, str], kid: str) -> Settings:
         return make_settings(
