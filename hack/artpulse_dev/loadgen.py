@@ -45,7 +45,7 @@ class Outcome:
         return 200 <= self.status < 300
 
 
-def _version_of(response: httpx.Response) -> str | None:
+def version_of(response: httpx.Response) -> str | None:
     header = response.headers.get("x-model-version")
     if header:
         return str(header)
@@ -124,7 +124,7 @@ class LoadGenerator:
                         response.status_code,
                         error,
                         response.headers.get("x-artpulse-upstream", ""),
-                        _version_of(response) if response.is_success else None,
+                        version_of(response) if response.is_success else None,
                     )
                 with self._lock:
                     self.outcomes.append(outcome)
