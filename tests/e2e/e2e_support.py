@@ -25,7 +25,7 @@ from artpulse_dev.story import Story
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA = REPO_ROOT / "tests" / "data" / "e2e"
-SCENARIOS = ("canary", "bluegreen", "restart", "cluster")
+SCENARIOS = ("canary", "bluegreen", "restart", "cluster", "judge", "staging", "production")
 
 
 @dataclass
@@ -103,8 +103,8 @@ def route_weights(story: Story) -> dict[str, int]:
     )
     return {
         str(b["name"]): int(b.get("weight", 1))
-        for rule in route["spec"]["rules"]
-        for b in rule.get("backendRefs") or []
+        # The weighted rule is the last one; a header rule before it names the canary alone.
+        for b in route["spec"]["rules"][-1].get("backendRefs") or []
     }
 
 

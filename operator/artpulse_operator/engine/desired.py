@@ -13,7 +13,10 @@ What is rendered (DESIGN.md section 2, workload contract in INTERFACES.md):
 - a Service ``<name>-<track>`` per track and the model Service ``<name>``,
 - per provider: an HTTPRoute ``<name>`` with weighted backendRefs (GatewayAPI); an Ingress
   ``<name>`` and a canary Ingress ``<name>-canary`` with ``canary-weight`` (Nginx); nothing
-  extra for Replicas, where ``<name>`` selects every track carrying traffic,
+  extra for Replicas, where ``<name>`` selects every track carrying traffic; with
+  ``strategy.canary.headerRoute`` the HTTPRoute gets a first rule (same path plus the header)
+  to the canary Service, and the canary Ingress the ``canary-by-header`` annotations, for as
+  long as the canary pods run,
 - a NetworkPolicy ``<name>`` confining every track's pods (``engine.network_policy``), unless
   switched off.
 
@@ -27,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from artpulse_operator.engine.network_policy import NetworkPolicyDefaults, network_policy
-from artpulse_operator.engine.spec import ModelSpec, Provider
+from artpulse_operator.engine.spec import HeaderMatch, ModelSpec, Provider, StrategyType
 from artpulse_operator.engine.status import (
     TRACK_BLUE,
     TRACK_CANARY,
@@ -70,6 +73,9 @@ MANAGED_BY = "artpulse-operator"
 
 ANNOTATION_CANARY = "nginx.ingress.kubernetes.io/canary"
 ANNOTATION_CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
+ANNOTATION_CANARY_BY_HEADER = "nginx.ingress.kubernetes.io/canary-by-header"
+ANNOTATION_CANARY_BY_HEADER_VALUE = "nginx.ingress.kubernetes.io/canary-by-header-value"
+ANNOTATION_CANARY_BY_HEADER_PATTERN = "nginx.ingress.kubernetes.io/canary-by-header-pattern"
 
 # (apiVersion, kind) of everything desired_objects can render; the k8s layer lists these to
 # find owned objects that are no longer desired.
@@ -401,6 +407,16 @@ def _model_service(
     return _service(name, namespace, owner, spec, owner_labels(name), selector)
 
 
+def _header_route_track(spec: ModelSpec, tracks: Mapping[str, TrackStatus]) -> str | None:
+    """The track header-routed requests go to: the canary while its pods run, else none."""
+    if spec.strategy.type is not StrategyType.CANARY or spec.strategy.canary.header_route is None:
+        return None
+    canary = tracks.get(TRACK_CANARY)
+    if canary is None or not canary.scaled or canary.version is None:
+        return None
+    return TRACK_CANARY
+
+
 def _http_route(
     name: str,
     namespace: str,
@@ -432,15 +448,34 @@ def _http_route(
         }
         for track, ts in tracks.items()
     ]
-    route_spec: dict[str, Any] = {
-        "parentRefs": parent_refs,
-        "rules": [
+    path_match = {"path": {"type": "PathPrefix", "value": gw.path}}
+    rules: list[dict[str, Any]] = []
+    header_route = spec.strategy.canary.header_route
+    header_track = _header_route_track(spec, tracks)
+    if header_route is not None and header_track is not None:
+        # Same path plus a header match: Gateway API gives the more specific rule precedence,
+        # so a request with the header always reaches the candidate, whatever its weight.
+        header = {
+            "type": str(header_route.match),
+            "name": header_route.name,
+            "value": header_route.value,
+        }
+        rules.append(
             {
-                "matches": [{"path": {"type": "PathPrefix", "value": gw.path}}],
-                "backendRefs": backends,
+                "matches": [{**path_match, "headers": [header]}],
+                "backendRefs": [
+                    {
+                        "group": "",
+                        "kind": "Service",
+                        "name": f"{name}-{header_track}",
+                        "port": spec.serving.port,
+                        "weight": 1,
+                    }
+                ],
             }
-        ],
-    }
+        )
+    rules.append({"matches": [path_match], "backendRefs": backends})
+    route_spec: dict[str, Any] = {"parentRefs": parent_refs, "rules": rules}
     if gw.hostnames:
         route_spec["hostnames"] = list(gw.hostnames)
     return {
@@ -503,6 +538,9 @@ def _ingresses(
     """
     weights = {t: (s.weight if s.scaled else 0) for t, s in tracks.items()}
     primary, secondary = primary_and_secondary(weights, _preferred_primary(status, tracks))
+    header_track = _header_route_track(spec, tracks)
+    if header_track is not None and header_track != primary:
+        secondary = header_track
     labels = owner_labels(name)
     result = [_ingress(name, namespace, owner, spec, labels, f"{name}-{primary}", None)]
     if secondary is not None:
@@ -510,6 +548,15 @@ def _ingresses(
             ANNOTATION_CANARY: "true",
             ANNOTATION_CANARY_WEIGHT: str(weights[secondary]),
         }
+        header_route = spec.strategy.canary.header_route
+        if header_route is not None and secondary == header_track:
+            annotations[ANNOTATION_CANARY_BY_HEADER] = header_route.name
+            key = (
+                ANNOTATION_CANARY_BY_HEADER_PATTERN
+                if header_route.match is HeaderMatch.REGULAR_EXPRESSION
+                else ANNOTATION_CANARY_BY_HEADER_VALUE
+            )
+            annotations[key] = header_route.value
         result.append(
             _ingress(
                 f"{name}-canary",

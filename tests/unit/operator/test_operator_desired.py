@@ -59,8 +59,18 @@ def test_desired_objects(case: dict[str, Any]) -> None:
         assert selector.get("artpulse.io/track") == expect["model_selector_track"]
     if "route_weights" in expect:
         route = _by(objects, "HTTPRoute")["art"]
-        backends = route["spec"]["rules"][0]["backendRefs"]
+        rules = route["spec"]["rules"]
+        backends = rules[-1]["backendRefs"]  # the weighted rule comes after any header rule
         assert {b["name"]: b["weight"] for b in backends} == expect["route_weights"]
+        header_rules = [r for r in rules if "headers" in r["matches"][0]]
+        expected_header = expect.get("header_rule")
+        if expected_header is None:
+            assert header_rules == []
+        else:
+            (rule,) = header_rules
+            assert rule["matches"][0]["headers"] == [expected_header["header"]]
+            assert rule["matches"][0]["path"] == rules[-1]["matches"][0]["path"]
+            assert [b["name"] for b in rule["backendRefs"]] == [expected_header["service"]]
         assert route["spec"]["parentRefs"] == [expect["route_parent"]]
         assert route["spec"].get("hostnames") == expect.get("route_hostnames")
     ingresses = _by(objects, "Ingress")
@@ -71,6 +81,12 @@ def test_desired_objects(case: dict[str, Any]) -> None:
         annotations = ingresses["art-canary"]["metadata"]["annotations"]
         assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
         assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == expect["canary_weight"]
+        by_header = {
+            k.removeprefix("nginx.ingress.kubernetes.io/"): v
+            for k, v in annotations.items()
+            if "canary-by-header" in k
+        }
+        assert by_header == expect.get("canary_by_header", {})
     if "ingress_tls" in expect:
         assert ingresses["art"]["spec"]["tls"] == expect["ingress_tls"]
         assert ingresses["art-canary"]["spec"]["tls"] == expect["ingress_tls"]
