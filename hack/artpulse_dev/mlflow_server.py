@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from artpulse_dev._proc import free_port, spawn, stop, wait_until
@@ -20,6 +20,7 @@ from artpulse_dev._proc import free_port, spawn, stop, wait_until
 class MlflowServer:
     state_dir: Path
     port: int = 0
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the MLFLOW_WEBHOOK_* switches
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -39,6 +40,7 @@ class MlflowServer:
             **os.environ,
             "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false",
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            **self.extra_env,
         }
         self._proc = spawn(
             [
