@@ -9,7 +9,7 @@ PYTEST := $(VENV)/bin/pytest
 PYTEST_ARGS ?=
 
 .PHONY: help install kube-bins lint fmt test test-unit test-integration test-e2e \
-        cluster-up cluster-down cluster-status images peers demo bench bench-inference bench-images lock oip-proto kind-up kind-down monitoring-up monitoring-down clean
+        cluster-up cluster-down cluster-status images peers demo bench bench-judge bench-mlflow-webhook bench-inference bench-images lock oip-proto kind-up kind-down monitoring-up monitoring-down clean
 
 help: ## List every command
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +69,14 @@ bench: install kube-bins peers ## Run the benchmarks in loadtest/ and write docs
 	$(PY) loadtest/bench_inference.py
 	$(PY) loadtest/bench_operator.py
 	$(PY) loadtest/bench_hostile_images.py
+	$(PY) loadtest/bench_judge.py --rollouts 1000
+	$(MAKE) bench-mlflow-webhook
+
+bench-judge: install ## The sequential judge vs today's threshold gates, 1,000 simulated rollouts per cell (docs/benchmarks.md)
+	$(PY) loadtest/bench_judge.py --rollouts 1000
+
+bench-mlflow-webhook: install kube-bins ## Challenger moved -> rollout started, MLflow webhook vs polling, real operator and API server (docs/benchmarks.md)
+	ARTPULSE_WRITE_BENCHMARKS=1 $(PY) -m pytest -q -s tests/integration/operator/test_operator_mlflow_webhook_rollout.py
 
 bench-inference: install peers ## Ours (/predict, OIP /infer) vs MLServer, KServe (ModelServer + scikit-learn), mlflow serve and a bare endpoint (docs/benchmarks.md)
 	$(PY) loadtest/bench_inference.py

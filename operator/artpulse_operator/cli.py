@@ -130,6 +130,19 @@ def format_status(obj: Mapping[str, Any], now: datetime | None = None) -> str:
         )
         if a.get("message"):
             lines.append(f"            {a['message']}")
+        lines.extend(_judge_lines(a.get("judge")))
+        for name, m in sorted((a.get("metrics") or {}).items()):
+            m = m or {}
+            dry = " (dry run)" if m.get("dryRun") else ""
+            lines.append(
+                f"  metric {name}{dry}: {m.get('verdict', '-')}, value {_num(m.get('value'))}"
+                + (f": {m['message']}" if m.get("message") else "")
+            )
+    if status.get("awaitingConfirmationSince"):
+        lines.append(
+            "Promotion waits for the confirmPromotion webhook since "
+            f"{_age(status['awaitingConfirmationSince'], now)}"
+        )
     action = status.get("lastAction") or {}
     if action.get("action"):
         lines.append(
@@ -157,6 +170,23 @@ def format_status(obj: Mapping[str, Any], now: datetime | None = None) -> str:
                 f"{h.get('finishedAt') or '-':<22} {h.get('reason') or ''}"
             )
     return "\n".join(lines)
+
+
+def _judge_lines(judge: Any) -> list[str]:
+    """The judge's evidence: per test the e-value against its threshold (1/alpha_i)."""
+    if not isinstance(judge, Mapping):
+        return []
+    lines = [f"  judge: {judge.get('verdict', '-')}: {judge.get('message', '')}"]
+    for test, e in sorted((judge.get("tests") or {}).items()):
+        e = e or {}
+        samples = e.get("samples") or [None, None]
+        mark = "REGRESSION" if e.get("regression") else "rejected" if e.get("rejected") else "ok"
+        lines.append(
+            f"    {test:<8} e {_num(e.get('eValue'))} / {_num(e.get('threshold'))} {mark}; "
+            f"candidate {_num(e.get('candidate'))} vs stable {_num(e.get('stable'))} "
+            f"({_num(samples[0], '{:.0f}')} vs {_num(samples[-1], '{:.0f}')} samples)"
+        )
+    return lines
 
 
 def format_line(obj: Mapping[str, Any]) -> str:

@@ -13,6 +13,9 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from artpulse_operator.engine.mlflow_events import check_secret
+from artpulse_operator.engine.webhook_spec import parse_targets
+
 __all__ = ["Settings"]
 
 
@@ -123,13 +126,48 @@ class Settings(BaseSettings):
         description="Kopf peering name for active/standby replicas; empty: standalone (one replica).",
     )
 
+    # Rollout notifications (notify/): the operator's own webhooks get every resource's events.
+    notification_webhooks: Annotated[list[dict[str, Any]], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "JSON list of webhooks (the shape of spec.notifications.webhooks) that receive the "
+            "events of every ArtPulseModel; their secretRef is read in operator_namespace."
+        ),
+    )
+    notification_url_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated URL prefixes a resource's webhooks and confirmPromotion may call "
+            "(scheme, host, port, path at or below); empty: any http(s) URL."
+        ),
+    )
+    notification_queue_size: int = Field(default=1000, ge=1, le=100_000)
+    notification_max_attempts: int = Field(default=6, ge=1, le=20)
+    notification_workers: int = Field(default=2, ge=1, le=32)
+    notification_drain_s: float = Field(default=10.0, ge=0, le=300)
+    operator_namespace: str = Field(
+        default="artpulse-system",
+        validation_alias=AliasChoices("ARTPULSE_OPERATOR_NAMESPACE", "POD_NAMESPACE"),
+        description="The operator's own namespace (Secrets of its notification webhooks).",
+    )
+
+    # MLflow alias webhooks: POST /webhooks/mlflow on the health port. Empty: polling only.
+    mlflow_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC secret given to MLflow's create_webhook; empty: no webhook endpoint.",
+    )
+
     # The process.
     health_host: str = Field(default="0.0.0.0", description="Address of /healthz and /metrics.")
     health_port: int = Field(default=8080, ge=0, le=65535, description="0 disables the endpoint.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
 
     @field_validator(
-        "namespaces", "mlflow_credential_uris", "network_policy_mlflow_cidrs", mode="before"
+        "namespaces",
+        "mlflow_credential_uris",
+        "network_policy_mlflow_cidrs",
+        "notification_url_allowlist",
+        mode="before",
     )
     @classmethod
     def _split_namespaces(cls, value: object) -> object:
@@ -188,6 +226,29 @@ class Settings(BaseSettings):
         if self.mlflow_credential_uris:
             return list(self.mlflow_credential_uris)
         return [self.mlflow_tracking_uri] if self.mlflow_tracking_uri else []
+
+    @field_validator("notification_webhooks", mode="before")
+    @classmethod
+    def _parse_webhooks(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return []
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"must be a JSON list of webhook objects: {exc}") from None
+        if not isinstance(value, list) or not all(isinstance(w, dict) for w in value):
+            raise ValueError("must be a JSON list of webhook objects")
+        parse_targets(value, "ARTPULSE_NOTIFICATION_WEBHOOKS")  # SpecError is a ValueError
+        return value
+
+    @field_validator("mlflow_webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        check_secret(value.get_secret_value().encode())  # ValueError: short or a placeholder
+        return value
 
     @field_validator("log_level")
     @classmethod

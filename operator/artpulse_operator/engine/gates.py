@@ -35,20 +35,39 @@ Counting (``count``), worked example with ``failureLimit: 2``, ``inconclusiveLim
   as a failed check whatever the policy.
 - ``Error`` never advances; ``failureLimit`` errors in a row count as one failed check (and
   the streak starts again). Any other verdict ends the streak.
+- An ``Inconclusive`` marked ``accumulating`` (the judge is still gathering the step's
+  evidence) holds and counts nothing.
+
+Combining (``combine``) the threshold verdict with the judge's and the custom metrics'
+(dry-run metrics are recorded, never decide):
+
+    thresholds     judge          metrics        -> check
+    Fail           any            any            -> Fail
+    any            Fail           any            -> Fail
+    any            any            Fail           -> Fail
+    Error          any            any            -> Error (nothing else was judged)
+    Pass/Inconcl.  Pass           Pass/none      -> Pass   (with the judge, thresholds only guard)
+    Pass/Inconcl.  Inconclusive   Pass/none      -> Inconclusive, accumulating
+    Pass           (off)          Inconclusive   -> Inconclusive
+    Pass           (off)          Error          -> Error
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from artpulse_operator.engine.custom_metrics import MetricResult
+from artpulse_operator.engine.custom_metrics import combine as combine_metrics
+from artpulse_operator.engine.judge import JudgeResult
 from artpulse_operator.engine.observations import GateResult, TrackMeasurement, Verdict
 from artpulse_operator.engine.spec import AnalysisSpec, OnInconclusive
 from artpulse_operator.engine.status import AnalysisStatus
 
-__all__ = ["CheckOutcome", "CountResult", "count", "evaluate"]
+__all__ = ["CheckOutcome", "CountResult", "combine", "count", "evaluate"]
 
 
 def _value(v: float | None) -> float | None:
@@ -139,6 +158,60 @@ def evaluate(
     return GateResult(Verdict.PASS, measured, (), "; ".join(["all gates passed", *notes]))
 
 
+def combine(
+    thresholds: GateResult,
+    judge: JudgeResult | None = None,
+    metrics: Sequence[MetricResult] = (),
+) -> GateResult:
+    """One check's verdict from the threshold gates, the judge and the custom metrics.
+
+    The table is in the module doc. ``thresholds`` is :func:`evaluate`'s result; ``judge`` is
+    ``None`` when the judge is off (or cannot compare, e.g. a Single rollout).
+    """
+    judge_status = judge.to_status() if judge is not None else None
+    metric_status = {m.name: m.to_status() for m in metrics}
+    if thresholds.verdict is Verdict.ERROR:
+        return replace(thresholds, judge=judge_status, metrics=metric_status)
+    metric_verdict, metric_message, failed_metrics = combine_metrics(metrics)
+    failed = list(thresholds.failed_gates) if thresholds.verdict is Verdict.FAIL else []
+    notes: list[str] = []
+    if thresholds.verdict is Verdict.FAIL:
+        notes.append(thresholds.message)
+    if judge is not None and judge.verdict is Verdict.FAIL:
+        failed.append("judge")
+        notes.append(f"judge: {judge.message}")
+    if metric_verdict is Verdict.FAIL:
+        failed.extend(failed_metrics)
+        notes.append(metric_message)
+
+    def result(verdict: Verdict, message: str, *, accumulating: bool = False) -> GateResult:
+        return GateResult(
+            verdict,
+            thresholds.measured,
+            tuple(failed),
+            message,
+            judge=judge_status,
+            metrics=metric_status,
+            accumulating=accumulating,
+        )
+
+    if failed:
+        return result(Verdict.FAIL, "; ".join(n for n in notes if n))
+    if metric_verdict is Verdict.ERROR:
+        return result(Verdict.ERROR, metric_message)
+    parts = [f"judge: {judge.message}"] if judge is not None else [thresholds.message]
+    if metric_message:
+        parts.append(metric_message)
+    message = "; ".join(p for p in parts if p)
+    if metric_verdict is Verdict.INCONCLUSIVE:
+        return result(Verdict.INCONCLUSIVE, message)
+    if judge is not None:
+        if judge.verdict is Verdict.PASS:
+            return result(Verdict.PASS, message)
+        return result(Verdict.INCONCLUSIVE, message, accumulating=True)
+    return result(thresholds.verdict, message)
+
+
 class CheckOutcome(StrEnum):
     """What one counted check means for the rollout."""
 
@@ -181,6 +254,8 @@ def count(
         shadow_agreement=m.get("shadowAgreement"),
         failed_gates=result.failed_gates,
         message=result.message,
+        judge=result.judge,
+        metrics=dict(result.metrics),
     )
     verdict = result.verdict
     reason = result.message
@@ -191,6 +266,9 @@ def count(
         reason = f"{streak} metrics errors in a row: {result.message}"
         return _fail(spec, replace(a, error_streak=0), reason)
     a = replace(a, error_streak=0)
+    if verdict is Verdict.INCONCLUSIVE and result.accumulating:
+        # The judge gathers evidence over the whole step: waiting for it is not a data problem.
+        return CountResult(CheckOutcome.HOLD, a, verdict, reason)
     if verdict is Verdict.INCONCLUSIVE:
         inconclusive = a.inconclusive_checks + 1
         a = replace(a, inconclusive_checks=inconclusive)

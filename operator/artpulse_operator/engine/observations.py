@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Verdict(StrEnum):
@@ -64,13 +65,30 @@ class GateResult:
     ``measured`` uses the status field names (camelCase: ``p95LatencyMs``, ``errorRate``,
     ``driftScore``, ``requests``, ``shadowAgreement``, ``stableP95LatencyMs``,
     ``p95RatioToStable``) so it can be copied into ``status.analysis`` and version tags.
-    ``failed_gates`` names the gates (spec names, e.g. ``p95LatencyMs``) that failed.
+    ``failed_gates`` names the gates (spec names, e.g. ``p95LatencyMs``, ``judge``, or a
+    custom metric's name) that failed.
     """
 
     verdict: Verdict
     measured: Mapping[str, float | None] = field(default_factory=dict)
     failed_gates: tuple[str, ...] = ()
     message: str = ""
+    # The judge's evidence (``JudgeResult.to_status()``) and the custom metrics' results
+    # (name -> ``MetricResult.to_status()``), copied into ``status.analysis``.
+    judge: Mapping[str, Any] | None = None
+    metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Inconclusive only because the judge is still accumulating evidence in this step: the
+    # check holds without counting towards ``inconclusiveLimit``.
+    accumulating: bool = False
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The confirmPromotion webhook's answer. ``status_code`` None: it could not be asked."""
+
+    approved: bool
+    status_code: int | None
+    message: str
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,7 @@ class Observations:
       reconcile, ``None`` when no check was due.
     - ``action``: the value of the ``artpulse.io/action`` annotation, if any.
     - ``workloads_ready``: track name -> its Deployment reports all replicas ready.
+    - ``confirmation``: the ``confirmPromotion`` webhook's answer, when it was asked.
     """
 
     now: datetime
@@ -95,3 +114,5 @@ class Observations:
     gate: GateResult | None = None
     action: str | None = None
     workloads_ready: Mapping[str, bool] = field(default_factory=dict)
+    # The confirmPromotion webhook's answer in this pass (None: not asked).
+    confirmation: GateDecision | None = None

@@ -82,7 +82,7 @@ from datetime import datetime, timedelta
 
 from artpulse_operator.engine.gates import CheckOutcome, CountResult, count
 from artpulse_operator.engine.observations import GateResult, Observations, ResolvedVersion, Verdict
-from artpulse_operator.engine.spec import Color, ModelSpec, StrategyType
+from artpulse_operator.engine.spec import MIN_WINDOW_S, Color, ModelSpec, StrategyType
 from artpulse_operator.engine.status import (
     HISTORY_LIMIT,
     TRACK_CANARY,
@@ -186,6 +186,7 @@ class AnalysisTarget:
     stable_version: str | None = None
     shadow: bool = False
     shadow_version: str | None = None  # while shadowing: the candidate mirrored by ``track``
+    since: float | None = None  # seconds since the step began: the judge's evidence range
 
 
 def aliases_to_resolve(spec: ModelSpec) -> tuple[str, ...]:
@@ -274,7 +275,20 @@ def analysis_target(spec: ModelSpec, status: RolloutStatus, now: datetime) -> An
     base = _check_base(status)
     if base is not None and now < base + timedelta(seconds=spec.analysis.interval):
         return None
+    if status.step_started_at is not None:
+        age = (now - status.step_started_at).total_seconds()
+        target = replace(target, since=max(MIN_WINDOW_S, age))
     return target
+
+
+def confirmation_due(spec: ModelSpec, status: RolloutStatus) -> bool:
+    """Whether this pass must ask the ``confirmPromotion`` webhook: a promotion is waiting for
+    it (the reconciler asks once per pass; the plan requeues every analysis interval)."""
+    return (
+        spec.analysis.confirm_promotion is not None
+        and status.phase is Phase.PROGRESSING
+        and status.awaiting_confirmation_since is not None
+    )
 
 
 def failed_status(
@@ -789,7 +803,8 @@ class _Planner:
             if self.kind is StrategyType.CANARY:
                 self.progress_canary()
             elif self.kind is StrategyType.SINGLE:
-                if self.promote_requested or self.s.analysis.passed_checks_in_step >= 1:
+                passed = self.promote_requested or self.s.analysis.passed_checks_in_step >= 1
+                if passed and self.confirmed():
                     self.promote("gates passed")
             else:
                 self.progress_blue_green()
@@ -840,7 +855,8 @@ class _Planner:
         if not ready:
             return
         if index + 1 >= len(steps):
-            self.promote("all canary steps passed")
+            if self.confirmed():
+                self.promote("all canary steps passed")
             return
         nxt = steps[index + 1]
         self.update(
@@ -868,6 +884,8 @@ class _Planner:
         else:
             checked = self.now >= started + timedelta(seconds=self.spec.analysis.interval)
         if self.promote_requested or (checked and bg.auto_promote):
+            if not self.confirmed():
+                return
             # The switch sends all traffic to the idle colour: never to pods still loading.
             idle = self.candidate_track()
             if not self.workload_ready(idle):
@@ -877,6 +895,34 @@ class _Planner:
             self.switch_colors()
         elif checked:
             self.update(message="preview passed: waiting for a promote action")
+
+    def confirmed(self) -> bool:
+        """The ``confirmPromotion`` webhook gate (Flagger's confirm-promotion): promotion waits
+        until the webhook answers 2xx; the reconciler asks it on every pass while
+        ``awaiting_confirmation_since`` is set. A promote action is a human's confirmation."""
+        if self.spec.analysis.confirm_promotion is None or self.promote_requested:
+            return True
+        answer = self.obs.confirmation
+        version = self.s.candidate.version if self.s.candidate else "?"
+        if answer is not None and answer.approved:
+            self.update(awaiting_confirmation_since=None)
+            self.event(
+                "Normal",
+                "PromotionConfirmed",
+                f"version {version}: the confirmPromotion webhook approved ({answer.message})",
+            )
+            return True
+        if self.s.awaiting_confirmation_since is None:
+            self.update(awaiting_confirmation_since=self.now)
+            self.event(
+                "Normal",
+                "AwaitingConfirmation",
+                f"version {version} passed its analysis; promotion waits for the "
+                "confirmPromotion webhook to answer 2xx",
+            )
+        detail = f": {answer.message}" if answer is not None else ""
+        self.update(message=f"waiting for the confirmPromotion webhook{detail}")
+        return False
 
     def switch_colors(self) -> None:
         s = self.s
@@ -1172,6 +1218,11 @@ class _Planner:
         }
 
     def finish(self) -> Plan:
+        if self.s.awaiting_confirmation_since is not None and (
+            _effective_phase(self.s) is not Phase.PROGRESSING
+            or self.spec.analysis.confirm_promotion is None
+        ):
+            self.update(awaiting_confirmation_since=None)
         tracks = self.tracks()
         self.update(tracks=tracks)
         self.set_conditions(tracks)
@@ -1251,6 +1302,8 @@ class _Planner:
                         delays.append((end - self.now).total_seconds())
             if s.phase is Phase.PROGRESSING and s.workload_wait_since is not None:
                 delays.append(WORKLOAD_RECHECK_S)
+            if s.phase is Phase.PROGRESSING and s.awaiting_confirmation_since is not None:
+                delays.append(spec.analysis.interval)
             if s.phase is Phase.PROMOTING and self.moves:
                 delays.append(PROMOTION_RECHECK_S)
             if s.scale_down_at is not None:

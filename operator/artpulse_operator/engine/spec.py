@@ -18,16 +18,24 @@ Durations are seconds (``float``); :func:`parse_duration` understands ``"30s"``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from artpulse_operator.engine.custom_metrics import MetricSpec, parse_metrics
 from artpulse_operator.engine.spec_reader import Reader as _Reader
 from artpulse_operator.engine.spec_reader import (
     SpecError,
     format_duration,
     parse_duration,
+)
+from artpulse_operator.engine.webhook_spec import (
+    ConfirmTarget,
+    WebhookTarget,
+    parse_confirm_target,
+    parse_targets,
 )
 
 __all__ = [
@@ -39,6 +47,10 @@ __all__ = [
     "Color",
     "GatesSpec",
     "GatewayAPISpec",
+    "HeaderMatch",
+    "HeaderRoute",
+    "JudgeSpec",
+    "JudgeTestName",
     "ModelRef",
     "ModelSpec",
     "NetworkPolicySpec",
@@ -149,9 +161,28 @@ DEFAULT_CANARY_STEPS: tuple[CanaryStep, ...] = (
 )
 
 
+class HeaderMatch(StrEnum):
+    EXACT = "Exact"
+    REGULAR_EXPRESSION = "RegularExpression"
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRoute:
+    """``strategy.canary.headerRoute``: requests carrying this header reach the candidate.
+
+    Rendered as an extra HTTPRoute rule (GatewayAPI provider only) for as long as the
+    candidate's pods run, whatever its weight: testers reach it before and during the canary.
+    """
+
+    name: str
+    value: str
+    match: HeaderMatch = HeaderMatch.EXACT
+
+
 @dataclass(frozen=True, slots=True)
 class CanarySpec:
     steps: tuple[CanaryStep, ...] = DEFAULT_CANARY_STEPS
+    header_route: HeaderRoute | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +258,27 @@ class GatesSpec:
     min_shadow_agreement: float | None = 0.9
 
 
+class JudgeTestName(StrEnum):
+    ERRORS = "errors"
+    LATENCY = "latency"
+    LABELS = "labels"
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeSpec:
+    """``analysis.judge``: the sequential canary-vs-stable judge (``engine.judge``).
+
+    ``alpha`` is the false-alarm rate of the whole judgement (split over its tests), valid
+    however often it is checked; ``min_candidate_requests`` the candidate requests a step must
+    accumulate before the judge lets it pass.
+    """
+
+    enabled: bool = False
+    alpha: float = 0.01
+    min_candidate_requests: int = 100
+    tests: tuple[JudgeTestName, ...] = tuple(JudgeTestName)
+
+
 @dataclass(frozen=True, slots=True)
 class AnalysisSpec:
     interval: float = 30.0
@@ -237,6 +289,10 @@ class AnalysisSpec:
     inconclusive_limit: int = 10
     prometheus: PrometheusSpec = field(default_factory=PrometheusSpec)
     gates: GatesSpec = field(default_factory=GatesSpec)
+    judge: JudgeSpec = field(default_factory=JudgeSpec)
+    metrics: tuple[MetricSpec, ...] = ()  # custom metrics (engine.custom_metrics)
+    # The confirmPromotion webhook: promotion waits until it answers 2xx (None: no gate).
+    confirm_promotion: ConfirmTarget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +312,7 @@ class ModelSpec:
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
     rollback: RollbackSpec = field(default_factory=RollbackSpec)
     paused: bool = False
+    notifications: tuple[WebhookTarget, ...] = ()  # spec.notifications.webhooks
 
 
 # Minimums shared with the CRD's CEL rules.
@@ -291,6 +348,12 @@ DEFAULTS: Mapping[str, Any] = {
         "onInconclusive": "Hold",
         "inconclusiveLimit": 10,
         "gates": {"maxErrorRate": 0.01, "minShadowAgreement": 0.9},
+        "judge": {
+            "enabled": False,
+            "alpha": 0.01,
+            "minCandidateRequests": 100,
+            "tests": ["errors", "latency", "labels"],
+        },
     },
     "rollback": {"automatic": True, "tagFailedVersion": True},
     "paused": False,
@@ -380,6 +443,29 @@ def _parse_steps(r: _Reader) -> tuple[CanaryStep, ...]:
     return tuple(steps)
 
 
+# An HTTP header name is an RFC 9110 token.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
+
+
+def _parse_header_route(r: _Reader) -> HeaderRoute | None:
+    if not r.has("headerRoute"):
+        return None
+    h = r.child("headerRoute")
+    name = h.str_("name", required=True)
+    if not _HEADER_NAME.match(name):
+        raise SpecError(h.at("name"), "must be an HTTP header name (letters, digits, -, _ ...)")
+    value = h.str_("value", required=True)
+    if not value or len(value) > 4096 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise SpecError(h.at("value"), "must be 1..4096 printable characters")
+    match = h.enum("match", HeaderMatch, HeaderMatch.EXACT)
+    if match is HeaderMatch.REGULAR_EXPRESSION:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise SpecError(h.at("value"), f"is not a regular expression: {exc}") from exc
+    return HeaderRoute(name=name, value=value, match=match)
+
+
 def _parse_strategy(r: _Reader) -> StrategySpec:
     strategy_type = r.enum("type", StrategyType, StrategyType.CANARY)
     if r.has("blueGreen") and strategy_type is not StrategyType.BLUE_GREEN:
@@ -388,7 +474,10 @@ def _parse_strategy(r: _Reader) -> StrategySpec:
     sh = r.child("shadow")
     return StrategySpec(
         type=strategy_type,
-        canary=CanarySpec(steps=_parse_steps(r.child("canary"))),
+        canary=CanarySpec(
+            steps=_parse_steps(r.child("canary")),
+            header_route=_parse_header_route(r.child("canary")),
+        ),
         blue_green=BlueGreenSpec(
             active_color=bg.enum("activeColor", Color, Color.BLUE),
             preview_percent=bg.int_("previewPercent", 0, minimum=0, maximum=100),
@@ -453,6 +542,18 @@ def _parse_prometheus(r: _Reader) -> PrometheusSpec:
 
 def _parse_analysis(r: _Reader) -> AnalysisSpec:
     g = r.child("gates")
+    j = r.child("judge")
+    tests = j.list_("tests")
+    judge_tests = tuple(JudgeTestName)
+    if tests is not None:
+        if not tests:
+            raise SpecError(j.at("tests"), "must name at least one test")
+        try:
+            judge_tests = tuple(dict.fromkeys(JudgeTestName(str(t)) for t in tests))
+        except ValueError as exc:
+            raise SpecError(
+                j.at("tests"), "must be among " + ", ".join(t.value for t in JudgeTestName)
+            ) from exc
     return AnalysisSpec(
         interval=r.duration("interval", "30s", minimum=MIN_ANALYSIS_INTERVAL_S),
         window=r.duration("window", "1m", minimum=MIN_WINDOW_S),
@@ -468,7 +569,29 @@ def _parse_analysis(r: _Reader) -> AnalysisSpec:
             max_p95_ratio_to_stable=g.opt_float("maxP95RatioToStable", None, minimum=0),
             min_shadow_agreement=g.opt_float("minShadowAgreement", 0.9, minimum=0, maximum=1),
         ),
+        metrics=parse_metrics(r.list_("metrics"), r.at("metrics")),
+        confirm_promotion=_confirm(r),
+        judge=JudgeSpec(
+            enabled=j.bool_("enabled", False),
+            alpha=_alpha(j),
+            min_candidate_requests=j.int_("minCandidateRequests", 100, minimum=1),
+            tests=judge_tests,
+        ),
     )
+
+
+def _confirm(r: _Reader) -> ConfirmTarget | None:
+    raw = r.data.get("confirmPromotion")
+    if raw is not None and not isinstance(raw, Mapping):
+        raise SpecError(r.at("confirmPromotion"), "must be an object")
+    return parse_confirm_target(raw, r.at("confirmPromotion"))
+
+
+def _alpha(j: _Reader) -> float:
+    alpha = j.opt_float("alpha", 0.01, minimum=0, maximum=0.2)
+    if alpha is None or alpha <= 0:
+        raise SpecError(j.at("alpha"), "must be greater than 0 (and at most 0.2)")
+    return alpha
 
 
 def parse_spec(d: Mapping[str, Any]) -> ModelSpec:
@@ -479,15 +602,26 @@ def parse_spec(d: Mapping[str, Any]) -> ModelSpec:
     """
     r = _Reader(d, "spec")
     rollback = r.child("rollback")
+    strategy = _parse_strategy(r.child("strategy"))
+    routing = _parse_routing(r.child("trafficRouting"))
+    if strategy.canary.header_route is not None and routing.provider is Provider.REPLICAS:
+        raise SpecError(
+            "spec.strategy.canary.headerRoute",
+            "needs trafficRouting.provider GatewayAPI or Nginx (the Replicas provider cannot "
+            "route by header)",
+        )
     return ModelSpec(
         model=_parse_model(r.child("model")),
         serving=_parse_serving(r.child("serving")),
-        strategy=_parse_strategy(r.child("strategy")),
-        traffic_routing=_parse_routing(r.child("trafficRouting")),
+        strategy=strategy,
+        traffic_routing=routing,
         analysis=_parse_analysis(r.child("analysis")),
         rollback=RollbackSpec(
             automatic=rollback.bool_("automatic", True),
             tag_failed_version=rollback.bool_("tagFailedVersion", True),
         ),
         paused=r.bool_("paused", False),
+        notifications=parse_targets(
+            r.child("notifications").list_("webhooks"), "spec.notifications.webhooks"
+        ),
     )

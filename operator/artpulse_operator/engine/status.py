@@ -213,6 +213,8 @@ class AnalysisStatus:
     error_streak: int = 0
     passed_checks_in_step: int = 0
     message: str | None = None
+    judge: Mapping[str, Any] | None = None  # the judge's evidence at the last check
+    metrics: Mapping[str, Any] = field(default_factory=dict)  # custom metric name -> result
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> AnalysisStatus:
@@ -235,6 +237,8 @@ class AnalysisStatus:
             error_streak=_int(d.get("errorStreak")),
             passed_checks_in_step=_int(d.get("passedChecksInStep")),
             message=_opt_str(d.get("message")),
+            judge=dict(_mapping(d.get("judge"))) or None,
+            metrics=dict(_mapping(d.get("metrics"))),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -256,6 +260,8 @@ class AnalysisStatus:
             "errorStreak": self.error_streak,
             "passedChecksInStep": self.passed_checks_in_step,
             "message": self.message,
+            "judge": dict(self.judge) if self.judge else None,
+            "metrics": dict(self.metrics),
         }
 
 
@@ -433,6 +439,8 @@ class RolloutStatus:
     scale_down_at: datetime | None = None  # BlueGreen: when the old colour may scale to zero
     # Since when the candidate's workload is awaited before it gets live weight (None: not waiting).
     workload_wait_since: datetime | None = None
+    # Since when promotion waits for the confirmPromotion webhook (None: not waiting).
+    awaiting_confirmation_since: datetime | None = None
     paused_from: Phase | None = None  # the phase to go back to on resume
     paused_by: str | None = None  # "spec" | "action"
     tracks: Mapping[str, TrackStatus] = field(default_factory=dict)
@@ -476,6 +484,7 @@ class RolloutStatus:
             rollout_started_at=parse_time(d.get("rolloutStartedAt")),
             scale_down_at=parse_time(d.get("scaleDownAt")),
             workload_wait_since=parse_time(d.get("workloadWaitSince")),
+            awaiting_confirmation_since=parse_time(d.get("awaitingConfirmationSince")),
             paused_from=paused_from,
             paused_by=_opt_str(d.get("pausedBy")),
             tracks={
@@ -509,6 +518,7 @@ class RolloutStatus:
             "rolloutStartedAt": format_time(self.rollout_started_at),
             "scaleDownAt": format_time(self.scale_down_at),
             "workloadWaitSince": format_time(self.workload_wait_since),
+            "awaitingConfirmationSince": format_time(self.awaiting_confirmation_since),
             "pausedFrom": str(self.paused_from) if self.paused_from else None,
             "pausedBy": self.paused_by,
             "tracks": {k: v.to_dict() for k, v in self.tracks.items()},

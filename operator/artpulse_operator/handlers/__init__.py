@@ -13,6 +13,9 @@ Run with ``python -m artpulse_operator`` (which imports this module), or
 - ``@kopf.on.event`` on owned Deployments, Services, HTTPRoutes, Ingresses and NetworkPolicies
   wakes the owner
   when someone else edited one, so the edit is put back at once.
+- ``POST /webhooks/mlflow`` on the health port (only when ``ARTPULSE_MLFLOW_WEBHOOK_SECRET`` is
+  set): MLflow's signed alias webhooks wake the resources following that model at once; the
+  daemon's polling stays the fallback.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ import random
 from typing import Any
 
 import kopf
+from aiohttp import web
+from pydantic import SecretStr
 
 from artpulse_operator.engine.desired import API_GROUP, LABEL_MANAGED_BY, MANAGED_BY
+from artpulse_operator.engine.mlflow_events import AliasEvent, check_secret
 from artpulse_operator.handlers.http import HealthServer
+from artpulse_operator.handlers.mlflow_webhook import mlflow_webhook_route
 from artpulse_operator.handlers.runtime import Runtime, build_runtime
 from artpulse_operator.settings import Settings
 
@@ -43,6 +50,21 @@ class _QuietOwnedEvents(logging.Filter):
 def _runtime(memo: Any) -> Runtime:
     runtime: Runtime = memo["runtime"]
     return runtime
+
+
+def _webhook_routes(cfg: Settings, runtime: Runtime) -> list[web.RouteDef]:
+    """The MLflow webhook route when a secret is configured; ``ValueError`` for a weak one."""
+    # getattr: the setting is optional in older Settings; SecretStr or a plain str both work.
+    configured: Any = getattr(cfg, "mlflow_webhook_secret", None)
+    raw = configured.get_secret_value() if isinstance(configured, SecretStr) else configured
+    if not raw:
+        return []
+    secret = check_secret(str(raw).encode())
+
+    async def wake(event: AliasEvent) -> int:
+        return runtime.wake_model(event.model_name)
+
+    return [mlflow_webhook_route(secret, wake, registry=runtime.telemetry.registry)]
 
 
 @kopf.on.startup()
@@ -74,11 +96,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     logging.getLogger("kopf.objects").addFilter(_QuietOwnedEvents())
 
     runtime = build_runtime(cfg)
+    if runtime.reconciler.outbound is not None:
+        runtime.reconciler.outbound.notifier.start()  # its workers need the running loop
+    routes = _webhook_routes(cfg, runtime)
     if cfg.health_port:
         runtime.http = HealthServer(
-            cfg.health_host, cfg.health_port, runtime.telemetry.registry, runtime.health
+            cfg.health_host, cfg.health_port, runtime.telemetry.registry, runtime.health, routes
         )
         await runtime.http.start()
+    elif routes:
+        logging.getLogger(__name__).warning(
+            "ARTPULSE_MLFLOW_WEBHOOK_SECRET is set but ARTPULSE_HEALTH_PORT=0: no webhook endpoint"
+        )
     memo["runtime"] = runtime
 
 

@@ -40,7 +40,12 @@ from artpulse_operator.engine.credentials import HttpAuth, with_credentials_cond
 from artpulse_operator.engine.desired import desired_objects
 from artpulse_operator.engine.gates import evaluate
 from artpulse_operator.engine.network_policy import NetworkPolicyDefaults
-from artpulse_operator.engine.observations import GateResult, Observations, ResolvedVersion
+from artpulse_operator.engine.observations import (
+    GateDecision,
+    GateResult,
+    Observations,
+    ResolvedVersion,
+)
 from artpulse_operator.engine.rollout import ACTION_ANNOTATION, AnalysisTarget, EventSpec, Plan
 from artpulse_operator.engine.spec import ModelSpec, SpecError, parse_spec
 from artpulse_operator.engine.status import (
@@ -50,6 +55,8 @@ from artpulse_operator.engine.status import (
     set_condition,
 )
 from artpulse_operator.handlers.clients import ClientCache
+from artpulse_operator.handlers.custom_queries import custom_queries
+from artpulse_operator.handlers.outbound import Outbound
 from artpulse_operator.handlers.telemetry import Telemetry
 from artpulse_operator.k8s.apply import ApplyCache, ApplyProblem, SyncResult, sync_owned
 from artpulse_operator.k8s.client import ApiError, KubeClient
@@ -115,6 +122,7 @@ class Outcome:
     phase: str | None = None
     status_written: bool = False
     sync: SyncResult | None = None
+    model: str | None = None  # spec.model.name, for the MLflow webhook's wake-ups
 
 
 @dataclass
@@ -132,6 +140,8 @@ class Reconciler:
     cache: ApplyCache = field(default_factory=ApplyCache)
     telemetry: Telemetry = field(default_factory=Telemetry)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Notifications and the confirmPromotion gate (None: no webhooks are called).
+    outbound: Outbound | None = None
 
     def __post_init__(self) -> None:
         self._registries = ClientCache(self.registry_factory)
@@ -202,9 +212,18 @@ class Reconciler:
         target = rollout.analysis_target(spec, status, now) if aliases is not None else None
         check_started = time.perf_counter()
         gate = (
-            await self._check(spec, namespace, target, prometheus) if target is not None else None
+            await self._check(spec, namespace, name, target, prometheus)
+            if target is not None
+            else None
         )
         ready = await self._workloads_ready(namespace, name)
+        confirmation: GateDecision | None = None
+        if rollout.confirmation_due(spec, status) and aliases is not None:
+            confirmation = (
+                await self.outbound.confirm(spec, namespace, name, status, now)
+                if self.outbound is not None
+                else GateDecision(False, None, "webhooks are off in this operator")
+            )
 
         result = rollout.plan(
             spec,
@@ -217,6 +236,7 @@ class Reconciler:
                 gate=gate,
                 action=action,
                 workloads_ready=ready,
+                confirmation=confirmation,
             ),
         )
 
@@ -262,6 +282,17 @@ class Reconciler:
         )
         for ev in (*result.events, *extra_events):
             await post_event(self.kube, body, ev.type, ev.reason, ev.message)
+        if self.outbound is not None:
+            self.outbound.notify(
+                namespace,
+                name,
+                spec.model.name,
+                spec.notifications,
+                result.events,
+                status,
+                new_status,
+                now,
+            )
         if result.action_handled and action is not None:
             await self.kube.merge_patch(
                 ARTPULSE_MODELS,
@@ -274,6 +305,7 @@ class Reconciler:
             phase=str(new_status.phase),
             status_written=written,
             sync=sync,
+            model=spec.model.name,
         )
 
     # --- the steps -------------------------------------------------------------------------
@@ -299,6 +331,8 @@ class Reconciler:
         )
         if status.phase is not Phase.FAILED or status.message != message:
             await post_event(self.kube, body, "Warning", "InvalidSpec", message)
+            if self.outbound is not None:
+                self.outbound.notify_invalid(body, status, new_status, message, now)
         return Outcome(requeue_after=None, phase=str(Phase.FAILED), status_written=written)
 
     async def _resolve(
@@ -324,6 +358,7 @@ class Reconciler:
         self,
         spec: ModelSpec,
         namespace: str,
+        name: str,
         target: AnalysisTarget,
         endpoint: Endpoint | None,
     ) -> GateResult:
@@ -339,8 +374,17 @@ class Reconciler:
                 "no Prometheus address: set spec.analysis.prometheus.address or ARTPULSE_PROMETHEUS_URL",
                 shadow=target.shadow,
             )
+        custom = await custom_queries(
+            self.kube,
+            self.credentials.prometheus,
+            self._metrics_source,
+            spec,
+            namespace,
+            name,
+            target,
+        )
         gate: GateResult = await asyncio.to_thread(
-            run_check, source, spec.analysis, namespace, spec.model.name, target
+            run_check, source, spec.analysis, namespace, spec.model.name, target, custom
         )
         return gate
 

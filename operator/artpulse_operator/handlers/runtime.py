@@ -7,7 +7,8 @@ Scheduling: every ArtPulseModel has a :class:`ResourceState` with a lock (one re
 time per resource), the loop time it is due again (the engine's ``requeue_after``) and a poke
 event. The per-resource daemon sleeps until it is due or poked; create/update/resume handlers
 reconcile at once and reschedule; the drift watcher marks a resource urgent when someone else
-changed one of its owned objects, so the edit is put back within moments, not at the next poll.
+changed one of its owned objects, so the edit is put back within moments, not at the next poll;
+an MLflow alias webhook does the same for every resource following that model (``wake_model``).
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ from typing import Any
 import kopf
 
 from artpulse_operator.credentials.resolver import CredentialResolver, OperatorAuth
-from artpulse_operator.engine.credentials import HttpAuth
+from artpulse_operator.engine.credentials import HttpAuth, uri_allowed
 from artpulse_operator.engine.desired import FIELD_MANAGER, KIND, LABEL_INSTANCE
 from artpulse_operator.engine.network_policy import DEFAULT_INGRESS_FROM, NetworkPolicyDefaults
+from artpulse_operator.engine.webhook_spec import parse_targets
 from artpulse_operator.handlers.http import HealthServer
+from artpulse_operator.handlers.outbound import Outbound
 from artpulse_operator.handlers.reconcile import Outcome, Reconciler
 from artpulse_operator.handlers.telemetry import Telemetry
 from artpulse_operator.k8s.apply import ApplyCache
 from artpulse_operator.k8s.client import ApiError, KubeClient
+from artpulse_operator.notify import KubeSecretSource, Notifier
 from artpulse_operator.settings import Settings
 
 __all__ = [
@@ -72,6 +76,7 @@ class ResourceState:
     urgent: bool = False
     last_full: float = 0.0
     reconciles: int = 0
+    model: str | None = None  # the MLflow model the last reconcile followed
 
 
 @dataclass
@@ -88,6 +93,9 @@ class Runtime:
     async def close(self) -> None:
         if self.http is not None:
             await self.http.stop()
+        if self.reconciler.outbound is not None:
+            # Before the API client goes: pending deliveries may still read their Secrets.
+            await self.reconciler.outbound.notifier.close(self.settings.notification_drain_s)
         await self.kube.close()
 
     async def health(self) -> dict[str, Any]:
@@ -120,6 +128,7 @@ class Runtime:
                 state.poke.set()
                 raise
             state.reconciles += 1
+            state.model = outcome.model
             if full:
                 state.last_full = loop.time()
             requeue = outcome.requeue_after
@@ -156,6 +165,18 @@ class Runtime:
             self.telemetry.managed_resources.dec()
             self.states.pop((namespace, name), None)
             self.reconciler.cache.forget_owner(namespace, name)
+
+    def wake_model(self, model_name: str) -> int:
+        """Reconcile now every resource following ``model_name``; how many there were.
+
+        A reconcile already running keeps ``urgent`` set and runs once more right after, since
+        it may have read the aliases before they moved.
+        """
+        woken = [s for s in self.states.values() if s.model == model_name]
+        for state in woken:
+            state.urgent = True
+            state.poke.set()
+        return len(woken)
 
     def owned_changed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """An owned object changed: if someone else did it, reconcile its owner now."""
@@ -196,6 +217,14 @@ async def _wait_poke_or_stop(
     finally:
         for task in (poke_task, stop_task):
             task.cancel()
+
+
+def notification_url_check(cfg: Settings) -> Callable[[str], bool] | None:
+    """``ARTPULSE_NOTIFICATION_URL_ALLOWLIST`` as a check (None: any http(s) URL)."""
+    allow = tuple(cfg.notification_url_allowlist)
+    if not allow:
+        return None
+    return lambda url: uri_allowed(url, allow)
 
 
 def network_defaults(cfg: Settings) -> NetworkPolicyDefaults:
@@ -239,6 +268,16 @@ def build_runtime(cfg: Settings) -> Runtime:
     registry_factory, metrics_factory = adapter_factories(cfg)
     kube = KubeClient.from_kubeconfig(cfg.kubeconfig, timeout_s=cfg.api_timeout_s)
     telemetry = Telemetry()
+    url_allowed = notification_url_check(cfg)
+    notifier = Notifier(
+        None,
+        KubeSecretSource(kube),
+        registry=telemetry.registry,
+        max_queue=cfg.notification_queue_size,
+        max_attempts=cfg.notification_max_attempts,
+        workers=cfg.notification_workers,
+        url_allowed=url_allowed,
+    )
     reconciler = Reconciler(
         kube=kube,
         settings=cfg,
@@ -249,5 +288,12 @@ def build_runtime(cfg: Settings) -> Runtime:
         network=network_defaults(cfg),
         cache=ApplyCache(),
         telemetry=telemetry,
+        outbound=Outbound(
+            kube,
+            notifier,
+            cfg.operator_namespace,
+            parse_targets(cfg.notification_webhooks, "ARTPULSE_NOTIFICATION_WEBHOOKS"),
+            url_allowed,
+        ),
     )
     return Runtime(settings=cfg, kube=kube, reconciler=reconciler, telemetry=telemetry)

@@ -108,6 +108,7 @@ _KINDS: dict[tuple[str, str], ResourceKind] = {
         ResourceKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
         ResourceKind("v1", "Secret", "secrets"),
         ResourceKind("artpulse.io/v1alpha1", "ArtPulseModel", "artpulsemodels"),
+        ResourceKind("artpulse.io/v1alpha1", "ArtPulseMetricTemplate", "artpulsemetrictemplates"),
     )
 }
 

@@ -17,9 +17,10 @@ from typing import Any
 from artpulse_operator.engine.desired import API_VERSION, FIELD_MANAGER, KIND
 from artpulse_operator.k8s.client import KubeClient, kind_for
 
-__all__ = ["ARTPULSE_MODELS", "pruned", "status_changed", "write_status"]
+__all__ = ["ARTPULSE_MODELS", "METRIC_TEMPLATES", "pruned", "status_changed", "write_status"]
 
 ARTPULSE_MODELS = kind_for(API_VERSION, KIND)
+METRIC_TEMPLATES = kind_for(API_VERSION, "ArtPulseMetricTemplate")
 
 
 def pruned(value: Any) -> Any:

@@ -6,7 +6,14 @@ is due and, if so, :func:`run_check` measures the target through a :class:`Metri
 ``artpulse_operator.metrics.operator`` holds the operator's Prometheus counters.
 """
 
-from artpulse_operator.metrics.base import MetricsError, MetricsSource, run_check
+from artpulse_operator.metrics.base import CustomQuery, MetricsError, MetricsSource, run_check
 from artpulse_operator.metrics.prometheus import PrometheusSource, gate_queries
 
-__all__ = ["MetricsError", "MetricsSource", "PrometheusSource", "gate_queries", "run_check"]
+__all__ = [
+    "CustomQuery",
+    "MetricsError",
+    "MetricsSource",
+    "PrometheusSource",
+    "gate_queries",
+    "run_check",
+]

@@ -10,6 +10,11 @@ For one namespace, model, track and version over the analysis window ``w``:
 - shadow agreement (while shadowing): ``min(artpulse_shadow_agreement_ratio{sel,shadow_version="c"})``
   as exported by the stable pods that mirror requests to candidate ``c``
 
+For the sequential judge (``engine.judge``), counts accumulated since the step began (range
+``r``, the step's age), per track: requests and 5xx as ``sum(increase(...[r]))``, the latency
+histogram as ``sum by (le) (increase(<duration>_bucket{sel}[r]))`` and the predicted-label mix
+as ``sum by (label) (increase(artpulse_predictions_total{sel}[r]))``.
+
 Request selectors add ``route=~"<PREDICT_ROUTES>"`` (``/predict``, ``/predict-image`` and
 the Open Inference Protocol's infer, REST and gRPC) so health probes, the landing
 page and the public demo do not count as traffic (nor do refused requests, which the
@@ -26,6 +31,7 @@ import httpx
 
 from artpulse_operator.credentials.http import client_options
 from artpulse_operator.engine.credentials import HttpAuth
+from artpulse_operator.engine.judge import ArmCounts
 from artpulse_operator.engine.observations import TrackMeasurement
 from artpulse_operator.engine.spec import format_duration
 from artpulse_operator.metrics.base import MetricsError
@@ -88,6 +94,25 @@ def gate_queries(
     }
 
 
+def judge_queries(
+    namespace: str, model: str, track: str, version: str, since: float
+) -> dict[str, str]:
+    """The PromQL of the judge's counts for one track (keys: ArmCounts field names)."""
+    r = format_duration(max(1.0, round(since)))
+    route = f'route=~"{PREDICT_ROUTES}"'
+    req = _selector(namespace, model, track, version, route)
+    errors = _selector(namespace, model, track, version, route, 'status=~"5.."')
+    plain = _selector(namespace, model, track, version)
+    return {
+        "requests": f"sum(increase(artpulse_http_requests_total{req}[{r}]))",
+        "errors": f"sum(increase(artpulse_http_requests_total{errors}[{r}]))",
+        "latency_buckets": (
+            f"sum by (le) (increase(artpulse_http_request_duration_seconds_bucket{req}[{r}]))"
+        ),
+        "labels": f"sum by (label) (increase(artpulse_predictions_total{plain}[{r}]))",
+    }
+
+
 class PrometheusSource:
     """Instant queries against ``address`` (``http://prometheus.monitoring:9090``).
 
@@ -113,6 +138,9 @@ class PrometheusSource:
     def query(self, expr: str) -> float | None:
         """One instant query reduced to a number: ``None`` for an empty vector or NaN."""
         url = f"{self.address}/api/v1/query"
+        return _scalar(self._get(url, expr).get("data"), self.address)
+
+    def _get(self, url: str, expr: str) -> dict[str, Any]:
         try:
             response = self._client.get(url, params={"query": expr})
         except httpx.HTTPError as exc:
@@ -130,7 +158,31 @@ class PrometheusSource:
             )
         if body.get("status") != "success":
             raise MetricsError(f"Prometheus at {self.address}: {body.get('error', body)}")
-        return _scalar(body.get("data"), self.address)
+        return body
+
+    def query_by(self, expr: str, label: str) -> dict[str, float]:
+        """One instant query reduced to ``{value of label: number}`` (NaN and inf dropped)."""
+        url = f"{self.address}/api/v1/query"
+        body = self._get(url, expr)
+        return _by_label(body.get("data"), label, self.address)
+
+    def counts(
+        self, namespace: str, model: str, track: str, version: str, since: float
+    ) -> ArmCounts:
+        """What one track served since ``since`` seconds ago, for the judge."""
+        q = judge_queries(namespace, model, track, version, since)
+        buckets: dict[float, float] = {}
+        for le, value in self.query_by(q["latency_buckets"], "le").items():
+            try:
+                buckets[float(le)] = value  # "+Inf" parses to inf
+            except ValueError:
+                continue  # not a bucket bound: ignore rather than guess
+        return ArmCounts(
+            requests=self.query(q["requests"]) or 0.0,
+            errors=self.query(q["errors"]) or 0.0,
+            latency_buckets=buckets,
+            labels=self.query_by(q["labels"], "label"),
+        )
 
     def measure(
         self,
@@ -166,3 +218,18 @@ def _scalar(data: Any, address: str) -> float | None:
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise MetricsError(f"Prometheus at {address}: malformed sample: {exc}") from exc
     return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _by_label(data: Any, label: str, address: str) -> dict[str, float]:
+    if not isinstance(data, dict) or data.get("resultType") != "vector":
+        raise MetricsError(f"Prometheus at {address}: expected a vector: {str(data)[:200]}")
+    out: dict[str, float] = {}
+    try:
+        for sample in data.get("result") or ():
+            key = str((sample.get("metric") or {}).get(label, ""))
+            value = float(sample["value"][1])
+            if not (math.isnan(value) or math.isinf(value)):
+                out[key] = out.get(key, 0.0) + value
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise MetricsError(f"Prometheus at {address}: malformed sample: {exc}") from exc
+    return out

@@ -1,4 +1,5 @@
-"""Every example in manifests/examples is accepted by the real API server (server-side dry run)."""
+"""Every example in manifests/examples is accepted by the real API server (server-side dry run),
+the one-per-strategy files and the alias chain (``alias-chain/``, one file per namespace)."""
 
 from __future__ import annotations
 
@@ -43,10 +44,23 @@ def test_every_strategy_and_provider_has_an_example() -> None:
     assert any(kind == "BlueGreen" for kind, _ in kinds)
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+CHAIN = sorted((EXAMPLES[0].parent / "alias-chain").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", [*EXAMPLES, *CHAIN], ids=lambda p: p.name)
 def test_example_is_accepted(control_plane: Any, namespace: str, path: Path) -> None:
     result = control_plane.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(path))
-    assert "created (server dry run)" in result.stdout
+    documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert result.stdout.count("created (server dry run)") == len(documents), result.stdout
+
+
+def test_the_alias_chain_links_staging_to_production() -> None:
+    staging, production = (
+        next(d for d in yaml.safe_load_all(p.read_text()) if d["kind"] == "ArtPulseModel")
+        for p in CHAIN[::-1]  # production.yaml sorts first
+    )
+    assert staging["spec"]["model"]["stableAlias"] == production["spec"]["model"]["candidateAlias"]
+    assert "confirmPromotion" in production["spec"]["analysis"]
 
 
 def test_examples_apply_as_a_kustomization(control_plane: Any, namespace: str) -> None:

@@ -49,6 +49,12 @@ class InferenceFamilies:
         self.drift = Gauge(
             "artpulse_drift_score", "drift", ["model", "version", "track"], registry=self.registry
         )
+        self.predictions = Counter(
+            "artpulse_predictions",
+            "predicted rows by label",
+            ["model", "version", "track", "label"],
+            registry=self.registry,
+        )
         self.agreement = Gauge(
             "artpulse_shadow_agreement_ratio",
             "shadow agreement",

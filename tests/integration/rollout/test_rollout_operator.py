@@ -11,13 +11,17 @@ never promotes; an operator killed mid-rollout and restarted finishes once.
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from artpulse_dev import webhook_receiver
+from artpulse_dev._proc import free_port, spawn, stop
 from artpulse_dev.cluster import Cluster
 from artpulse_dev.controlplane import ControlPlane
 from mlflow.tracking import MlflowClient
@@ -89,7 +93,13 @@ class Setup:
             targets=[self.exporter.target], extra_labels={"namespace": self.ns}
         )
 
-    def create(self, steps: list[dict[str, Any]], **analysis: Any) -> None:
+    def create(
+        self,
+        steps: list[dict[str, Any]],
+        canary: dict[str, Any] | None = None,
+        spec: dict[str, Any] | None = None,
+        **analysis: Any,
+    ) -> None:
         spec_analysis = {
             "interval": "5s",
             "window": "10s",
@@ -104,8 +114,9 @@ class Setup:
                 "art",
                 self.model,
                 image=TESTHOST_IMAGE,
-                strategy={"type": "Canary", "canary": {"steps": steps}},
+                strategy={"type": "Canary", "canary": {"steps": steps, **(canary or {})}},
                 analysis=spec_analysis,
+                **(spec or {}),
             )
         )
         wait_for(
@@ -316,3 +327,149 @@ def test_operator_restarted_mid_rollout_finishes_once(
         if second is not None:
             second.stop()
         s.close()
+
+
+# --- the sequential judge, custom metric templates, confirmPromotion and notifications ------
+
+
+class Receiver:
+    """hack/artpulse_dev/webhook_receiver.py as a process on loopback: the operator process
+    calls it as it would a team's approval service and chat."""
+
+    def __init__(self, workdir: Path, key: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "HMAC_KEY": key}
+        script = Path(webhook_receiver.__file__)
+        self.proc = spawn([sys.executable, str(script)], workdir / "receiver.log", env=env)
+        wait_for(self._up, "the receiver listening")
+
+    def _up(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/log", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log(self, path: str) -> list[dict[str, Any]]:
+        return [e for e in httpx.get(f"{self.url}/log", timeout=5).json() if e["path"] == path]
+
+    def approve(self) -> None:
+        httpx.post(f"{self.url}/approve", timeout=5).raise_for_status()
+
+    def close(self) -> None:
+        stop(self.proc)
+
+
+def _let_operator_read_secrets(setup: Setup) -> None:
+    setup.kube.run(
+        "create", "rolebinding", "artpulse-operator-credentials",
+        "--clusterrole=artpulse-operator-credentials-reader",
+        "--serviceaccount=artpulse-system:artpulse-operator",
+    )  # fmt: skip
+
+
+def test_promotion_waits_for_confirm_webhook_and_notifies_signed(
+    setup: Setup, tmp_path: Path
+) -> None:
+    key = uuid.uuid4().hex
+    receiver = Receiver(tmp_path, key)
+    try:
+        _let_operator_read_secrets(setup)
+        setup.kube.run("create", "secret", "generic", "hooks", f"--from-literal=hmac-key={key}")
+        secret_ref = {"name": "hooks"}
+        setup.create(
+            [{"weight": 50}, {"weight": 100}],
+            spec={
+                "notifications": {
+                    "webhooks": [
+                        {"name": "team", "url": f"{receiver.url}/notify", "secretRef": secret_ref}
+                    ]
+                }
+            },
+            confirmPromotion={"url": f"{receiver.url}/confirm", "secretRef": secret_ref},
+        )
+        setup.exporter.set("canary", "2", FAST)
+        setup.start_rollout()
+        waiting = wait_for(
+            lambda: (s := setup.status()).get("awaitingConfirmationSince") and s,
+            "the promotion waiting for the webhook",
+            timeout=120,
+        )
+        assert waiting["phase"] == "Progressing"
+        asked = wait_for(lambda: len(receiver.log("/confirm")) >= 2 and receiver.log("/confirm"),
+                         "asked twice (refused: 403)", timeout=60)  # fmt: skip
+        assert setup.champion() == "1"  # refused: nothing moved
+        assert all(e["signed"] for e in asked), asked
+        assert asked[0]["body"]["event"] == "confirmPromotion"
+        assert asked[0]["body"]["model"]["candidateVersion"] == "2"
+        assert "403" in (setup.status().get("message") or "")
+
+        receiver.approve()
+        wait_for(
+            lambda: (
+                (s := setup.status()).get("phase") == "Stable" and s["stable"]["version"] == "2"
+            ),
+            "promotion after the approval",
+            timeout=120,
+        )
+        assert setup.champion() == "2"
+        assert setup.events("PromotionConfirmed")
+        sent = wait_for(
+            lambda: (
+                {"started", "promoted"} <= {e["event"] for e in receiver.log("/notify")}
+                and receiver.log("/notify")
+            ),
+            "the started and promoted notifications",
+        )
+        assert all(e["signed"] for e in sent), sent
+        promoted = next(e for e in sent if e["event"] == "promoted")
+        assert promoted["body"]["resource"] == {"namespace": setup.ns, "name": "art"}
+        assert promoted["body"]["model"]["candidateVersion"] == "2"
+    finally:
+        receiver.close()
+
+
+def test_judge_rolls_back_a_slow_candidate_with_no_latency_gate(setup: Setup) -> None:
+    """No latency threshold: only the judge, comparing the tracks' histograms, sees it. The
+    template metric is read from the namespace and passes; it does not decide the rollback."""
+    template = {
+        "apiVersion": "artpulse.io/v1alpha1",
+        "kind": "ArtPulseMetricTemplate",
+        "metadata": {"name": "error-ratio"},
+        "spec": {
+            "query": (
+                '(sum(rate(artpulse_http_requests_total{namespace="{{namespace}}",'
+                'track="{{track}}",version="{{version}}",status=~"5.."}[{{window}}])) or vector(0))'
+                ' / sum(rate(artpulse_http_requests_total{namespace="{{namespace}}",'
+                'track="{{track}}",version="{{version}}"}[{{window}}]))'
+            )
+        },
+    }
+    setup.kube.apply(template)
+    setup.create(
+        [{"weight": 10, "pause": "10m"}, {"weight": 100}],
+        gates={"maxErrorRate": 0.5},
+        judge={"enabled": True, "minCandidateRequests": 1000000},
+        metrics=[
+            {"name": "errors", "templateRef": {"name": "error-ratio"}, "successCondition": "result < 0.5"},
+            {"name": "missing", "templateRef": {"name": "nope"}, "successCondition": "result < 1", "dryRun": True},
+        ],
+        failureLimit=1,
+        inconclusiveLimit=50,
+    )  # fmt: skip
+    setup.exporter.set("canary", "2", SLOW)
+    setup.start_rollout()
+    final = wait_for(
+        lambda: (s := setup.status()).get("phase") == "RolledBack" and s, "rollback", timeout=120
+    )
+    analysis = final["analysis"]
+    assert analysis["failedGates"] == ["judge"], analysis
+    latency = analysis["judge"]["tests"]["latency"]
+    assert latency["rejected"], latency
+    assert latency["regression"], latency
+    assert latency["eValue"] >= latency["threshold"], latency
+    assert analysis["metrics"]["errors"]["verdict"] == "Pass", analysis["metrics"]
+    missing = analysis["metrics"]["missing"]
+    assert missing["verdict"] == "Error", missing
+    assert "not found" in missing["message"], missing
+    assert setup.tags("2").get("artpulse.rollout.result") == "rolled_back"

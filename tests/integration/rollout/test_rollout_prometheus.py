@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from artpulse_dev._proc import free_port
+from artpulse_operator.engine.custom_metrics import render_query
 from artpulse_operator.engine.observations import Verdict
 from artpulse_operator.engine.rollout import AnalysisTarget
 from artpulse_operator.engine.spec import parse_spec
-from artpulse_operator.metrics import MetricsError, PrometheusSource, run_check
+from artpulse_operator.metrics import CustomQuery, MetricsError, PrometheusSource, run_check
 from prometheus_client import start_http_server
 from rollout_exporter import InferenceFamilies
 
@@ -43,6 +44,10 @@ class Exporter(InferenceFamilies):
                 self.requests.labels("art", version, track, "/predict", "POST", "500").inc(errors)
             # probes are not traffic
             self.requests.labels("art", version, track, "/health", "GET", "200").inc(5)
+            # the canary predicts "cat" twice as often as stable (a label-mix shift)
+            mix = {"cat": 6, "dog": 4} if track == "canary" else {"cat": 3, "dog": 7}
+            for label, n in mix.items():
+                self.predictions.labels("art", version, track, label).inc(n)
 
     def _run(self) -> None:
         while not self.stop_event.wait(0.1):
@@ -154,6 +159,100 @@ def test_gate_queries_return_real_numbers(prometheus_factory, exporter) -> None:
     assert result.measured["stableP95LatencyMs"] is not None
     good = run_check(source, spec.analysis, namespace, "art", AnalysisTarget("stable", "3", 30))
     assert good.verdict is Verdict.PASS, good.message
+    source.close()
+
+
+def test_judge_counts_and_custom_metrics_against_real_prometheus(
+    prometheus_factory, exporter
+) -> None:
+    """The judge's counts since the step began and the custom metrics, from a real Prometheus:
+    the slow, erroring canary with a shifted label mix fails the judge on all three tests,
+    the deciding custom metric passes, the failing dry-run one is recorded and never decides."""
+    namespace = f"ns-{uuid.uuid4().hex[:6]}"
+    prom = prometheus_factory(
+        targets=[f"127.0.0.1:{exporter.port}"], extra_labels={"namespace": namespace}
+    )
+    source = PrometheusSource(prom.url, timeout_s=5)
+    wait_for(
+        lambda: source.counts(namespace, "art", "canary", "4", 60).requests >= 200,
+        what="a few scrapes of the exporter",
+    )
+    canary = source.counts(namespace, "art", "canary", "4", 60)
+    stable = source.counts(namespace, "art", "stable", "3", 60)
+    assert canary.errors / canary.requests == pytest.approx(0.1, abs=0.03)
+    assert stable.errors == 0.0
+    assert canary.latency_buckets[0.25] > 0  # all canary observations are <= 0.25 s ...
+    assert canary.latency_buckets[0.1] == 0.0  # ... and none below 0.1 s
+    assert canary.latency_buckets[float("inf")] == pytest.approx(canary.latency_buckets[0.25])
+    assert set(canary.labels) == {"cat", "dog"}
+    assert canary.labels["cat"] > canary.labels["dog"]
+    assert stable.labels["cat"] < stable.labels["dog"]
+    assert source.counts("elsewhere", "art", "canary", "4", 60).requests == 0.0
+
+    error_rate = (
+        '(sum(rate(artpulse_http_requests_total{namespace="{{namespace}}",track="{{track}}",'
+        'version="{{version}}",status=~"5.."}[{{window}}])) or vector(0)) / '
+        'sum(rate(artpulse_http_requests_total{namespace="{{namespace}}",track="{{track}}",'
+        'version="{{version}}"}[{{window}}]))'
+    )
+    spec = parse_spec(
+        {
+            "model": {"name": "art"},
+            "serving": {"image": "x"},
+            "analysis": {
+                "window": "30s",
+                "gates": {"maxErrorRate": 0.5},  # the thresholds alone would let it pass
+                "judge": {"enabled": True, "alpha": 0.01},
+                "metrics": [
+                    {"name": "errors", "query": error_rate, "successCondition": "result < 0.5"},
+                    {
+                        "name": "strict-dry-run",
+                        "query": error_rate,
+                        "successCondition": "result < 0.001",
+                        "dryRun": True,
+                    },
+                ],
+            },
+        }
+    )
+    target = AnalysisTarget("canary", "4", 30, "stable", "3", since=60)
+    custom = [
+        CustomQuery(
+            m,
+            render_query(
+                m.query or "", namespace=namespace, name="art", track="canary", version="4",
+                window=30,
+            ),
+        )
+        for m in spec.analysis.metrics
+    ]  # fmt: skip
+    result = run_check(source, spec.analysis, namespace, "art", target, custom)
+    assert result.verdict is Verdict.FAIL, result.message
+    assert result.failed_gates == ("judge",)
+    assert result.judge is not None
+    for test in ("errors", "latency", "labels"):
+        evidence = result.judge["tests"][test]
+        assert evidence["rejected"], (test, evidence)
+        assert evidence["regression"], (test, evidence)
+    assert result.metrics["errors"]["verdict"] == "Pass"
+    # The user's query has no route filter: the /health probes count too, 1 in 15 fail.
+    assert result.metrics["errors"]["value"] == pytest.approx(1 / 15, abs=0.02)
+    assert result.metrics["strict-dry-run"] == {
+        **result.metrics["strict-dry-run"],
+        "verdict": "Fail",
+        "dryRun": True,
+    }
+    # Roles swapped: the faster, clean track is not a regression in errors or latency (the
+    # difference is rejected, in the good direction); any label-mix shift is one.
+    swapped = run_check(
+        source, spec.analysis, namespace, "art",
+        AnalysisTarget("stable", "3", 30, "canary", "4", since=60),
+    )  # fmt: skip
+    assert swapped.judge is not None
+    tests = swapped.judge["tests"]
+    assert (tests["errors"]["rejected"], tests["errors"]["regression"]) == (True, False)
+    assert (tests["latency"]["rejected"], tests["latency"]["regression"]) == (True, False)
+    assert tests["labels"]["regression"] is True
     source.close()
 
 

@@ -70,3 +70,41 @@ def test_parser_knows_every_action() -> None:
         args = parser.parse_args([command, "m", "-n", "ns"])
         assert (args.command, args.name, args.namespace) == (command, "m", "ns")
     assert parser.parse_args(["status", "m", "--watch"]).watch is True
+
+
+def test_status_shows_the_judges_evidence_metrics_and_a_confirmation_wait() -> None:
+    judge = {
+        "verdict": "Fail",
+        "message": "latency regression",
+        "tests": {
+            "latency": {
+                "eValue": 5123.0,
+                "threshold": 300.0,
+                "rejected": True,
+                "regression": True,
+                "candidate": 310.0,
+                "stable": 40.0,
+                "samples": [42.0, 380.0],
+            },
+            "errors": {"eValue": 0.8, "threshold": 300.0, "rejected": False, "samples": [42, 380]},
+        },
+    }
+    obj = {
+        "metadata": {"name": "m", "namespace": "ns"},
+        "status": {
+            "phase": "Progressing",
+            "awaitingConfirmationSince": "2026-01-01T00:03:00Z",
+            "analysis": {
+                "lastCheckTime": "2026-01-01T00:04:30Z",
+                "verdict": "Fail",
+                "judge": judge,
+                "metrics": {"p99": {"verdict": "Fail", "value": 410.0, "dryRun": True}},
+            },
+        },
+    }
+    text = format_status(obj, NOW)
+    assert "judge: Fail: latency regression" in text
+    assert "latency  e 5123 / 300 REGRESSION; candidate 310 vs stable 40 (42 vs 380 samples)" in text
+    assert "errors   e 0.8 / 300 ok" in text
+    assert "metric p99 (dry run): Fail, value 410" in text
+    assert "waits for the confirmPromotion webhook since 2m ago" in text

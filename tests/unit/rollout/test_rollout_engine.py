@@ -32,12 +32,13 @@ from typing import Any
 import pytest
 import yaml
 from artpulse_operator.engine.observations import (
+    GateDecision,
     GateResult,
     Observations,
     ResolvedVersion,
     Verdict,
 )
-from artpulse_operator.engine.rollout import analysis_target, plan
+from artpulse_operator.engine.rollout import analysis_target, confirmation_due, plan
 from artpulse_operator.engine.spec import parse_spec
 from artpulse_operator.engine.status import RolloutStatus, format_time
 
@@ -118,6 +119,13 @@ def waits_for_first_weight(status: RolloutStatus) -> bool:
     return status.workload_wait_since is not None and status.step_started_at is None
 
 
+def _confirmation(raw: dict[str, Any] | None) -> GateDecision | None:
+    """A tick's ``confirmation``: the confirmPromotion webhook's answer in that pass."""
+    if raw is None:
+        return None
+    return GateDecision(bool(raw["approved"]), raw.get("status"), raw.get("message", ""))
+
+
 @pytest.mark.parametrize("scenario", load_scenarios(), ids=lambda s: s["id"])
 def test_rollout_scenario(scenario: dict[str, Any]) -> None:
     raw_spec = merge(BASE_SPEC, scenario.get("spec", {}))
@@ -165,6 +173,8 @@ def test_rollout_scenario(scenario: dict[str, Any]) -> None:
                 {k: float(v) for k, v in (g.get("measured") or {}).items()},
                 tuple(g.get("failed_gates", ())),
                 g.get("message", f"check {g['verdict']}"),
+                judge=g.get("judge"),
+                accumulating=bool(g.get("accumulating", False)),
             )
         resolved = None
         if not tick.get("unreachable"):
@@ -182,6 +192,7 @@ def test_rollout_scenario(scenario: dict[str, Any]) -> None:
             gate=gate,
             action=tick.get("action"),
             workloads_ready=tick.get("ready", ALL_READY),
+            confirmation=_confirmation(tick.get("confirmation")),
         )
         result = plan(spec, status, obs)
         if "ready" not in tick and waits_for_first_weight(result.status):
@@ -227,6 +238,8 @@ def test_rollout_scenario(scenario: dict[str, Any]) -> None:
             assert expect["message_contains"] in (doc["message"] or ""), (
                 f"{where}: {doc['message']}"
             )
+        if "confirmation_due" in expect:
+            assert confirmation_due(spec, result.status) is expect["confirmation_due"], where
         if "requeue" in expect:
             assert result.requeue_after == pytest.approx(expect["requeue"]), f"{where}: requeue"
         if "action_handled" in expect:

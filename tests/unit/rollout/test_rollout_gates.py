@@ -1,4 +1,5 @@
-"""Table tests of the gate verdicts and counting rules (tests/data/rollout/gates.yaml, counting.yaml)."""
+"""Table tests of the gate verdicts, their combination with the judge and the custom metrics, and the
+counting rules (tests/data/rollout/gates.yaml, combine.yaml, counting.yaml)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from artpulse_operator.engine.gates import CheckOutcome, count, evaluate
+from artpulse_operator.engine.custom_metrics import MetricResult
+from artpulse_operator.engine.gates import CheckOutcome, combine, count, evaluate
+from artpulse_operator.engine.judge import JudgeResult
 from artpulse_operator.engine.observations import GateResult, TrackMeasurement, Verdict
 from artpulse_operator.engine.spec import AnalysisSpec, parse_spec
 from artpulse_operator.engine.status import AnalysisStatus
@@ -89,3 +92,32 @@ def test_count_records_measured_values() -> None:
         "4",
     )
     assert a.verdict == "Fail"
+
+
+COMBINE: dict[str, Any] = yaml.safe_load((DATA / "combine.yaml").read_text())
+
+
+@pytest.mark.parametrize("case", COMBINE["cases"], ids=lambda c: c["name"])
+def test_combine_thresholds_judge_and_metrics(case: dict[str, Any]) -> None:
+    verdict = Verdict(case["thresholds"])
+    thresholds = GateResult(
+        verdict,
+        {"requests": 10.0},
+        ("maxErrorRate",) if verdict is Verdict.FAIL else (),
+        f"thresholds {verdict}",
+    )
+    judged = (
+        JudgeResult(Verdict(case["judge"]), (), f"judge {case['judge']}")
+        if case["judge"] is not None
+        else None
+    )
+    metrics = [
+        MetricResult(name, 1.0, Verdict(v), dry_run=dry, message=v)
+        for name, (v, dry) in case["metrics"].items()
+    ]
+    result = combine(thresholds, judged, metrics)
+    assert result.verdict == Verdict(case["verdict"]), result.message
+    assert list(result.failed_gates) == case.get("failed", [])
+    assert result.accumulating is case.get("accumulating", False)
+    assert set(result.metrics) == set(case["metrics"])  # dry-run results are recorded too
+    assert (result.judge is None) is (judged is None)
