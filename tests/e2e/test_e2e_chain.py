@@ -169,12 +169,13 @@ def test_staging_promotion_feeds_production_which_waits_for_approval(artpulse: E
         )
         assert status["phase"] == "Progressing", status
         assert production.alias("champion") == v1
-        asked = wait_for(
-            lambda: len([e for e in _log(receiver) if e["path"] == "/confirm"]) >= 2,
+        confirm = wait_for(
+            lambda: (
+                len(asks := [e for e in _log(receiver) if e["path"] == "/confirm"]) >= 2 and asks
+            ),
             60,
             "the confirm webhook asked again",
         )
-        confirm = [e for e in asked if e["path"] == "/confirm"]
         assert all(e["signed"] for e in confirm), confirm
         assert confirm[0]["body"]["event"] == "confirmPromotion"
         assert confirm[0]["body"]["model"]["candidateVersion"] == v2

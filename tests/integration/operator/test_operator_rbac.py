@@ -74,7 +74,12 @@ def rbac(control_plane: Any) -> Any:
 
 
 def _can(cp: Any, verb: str, resource: str, scope: str) -> str:
-    args = ["auth", "can-i", verb, resource]
+    # `kubectl auth can-i` reads "TYPE/NAME": a subresource goes in --subresource.
+    kind, _, sub = resource.partition("/")
+    if sub and "." in kind and sub == "status":
+        args = ["auth", "can-i", verb, kind, "--subresource=status"]
+    else:
+        args = ["auth", "can-i", verb, resource]
     if scope:
         args.append(scope)
     result = cp.kubectl(*args, kubeconfig=cp.operator_kubeconfig, check=False)

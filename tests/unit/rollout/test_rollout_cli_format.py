@@ -104,7 +104,9 @@ def test_status_shows_the_judges_evidence_metrics_and_a_confirmation_wait() -> N
     }
     text = format_status(obj, NOW)
     assert "judge: Fail: latency regression" in text
-    assert "latency  e 5123 / 300 REGRESSION; candidate 310 vs stable 40 (42 vs 380 samples)" in text
+    assert (
+        "latency  e 5123 / 300 REGRESSION; candidate 310 vs stable 40 (42 vs 380 samples)" in text
+    )
     assert "errors   e 0.8 / 300 ok" in text
     assert "metric p99 (dry run): Fail, value 410" in text
     assert "waits for the confirmPromotion webhook since 2m ago" in text
