@@ -625,6 +625,7 @@ class _Planner:
             # BlueGreen: the idle colour is repurposed for the candidate, warm or not.
             previous=None,
             scale_down_at=None,
+            awaiting_confirmation_since=None,  # an approval is for one candidate only
         )
         self.event(
             "Normal",
