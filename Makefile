@@ -7,8 +7,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 PYTEST_ARGS ?=
+# Argo CD resource customizations (Argo CD's layout) and the argocd-cm actions value made from them.
+ARGOCD_LUA_ROOT := manifests/argocd/resource_customizations
+ARGOCD_LUA_MODEL := $(ARGOCD_LUA_ROOT)/artpulse.io/ArtPulseModel
+ARGOCD_ACTIONS := manifests/argocd/artpulsemodel-actions.yaml
 
-.PHONY: help install kube-bins lint fmt test test-unit test-integration test-e2e \
+.PHONY: help install kube-bins argocd-lua argocd-lua-test argocd-lua-bundle lint fmt test test-unit test-integration test-e2e \
         cluster-up cluster-down cluster-status images peers demo bench bench-judge bench-mlflow-webhook bench-inference bench-images lock oip-proto kind-up kind-down monitoring-up monitoring-down clean
 
 help: ## List every command
@@ -23,7 +27,17 @@ kube-bins: install ## Build Kubernetes (apiserver, etcd, controller-manager, sch
 images: install ## Build the images (operator, inference, pause, coredns, traefik, prometheus) with buildah into ~/.cache/artpulse/images (cached)
 	@bash hack/images.sh build
 
-lint: install ## ruff (lint + format check), mypy, import-linter, hadolint, promtool
+argocd-lua: ## Build hack/argocd-lua (Argo CD's Lua tests in gopher-lua) into ~/.cache/artpulse/bin (once per source change)
+	@bash hack/argocd-lua/build.sh >/dev/null
+
+argocd-lua-test: argocd-lua ## Argo CD health and action tests of manifests/argocd/resource_customizations in gopher-lua; the bundled actions are current
+	@bin=$$(bash hack/argocd-lua/build.sh) && "$$bin" test $(ARGOCD_LUA_ROOT) \
+	  && "$$bin" bundle -check $(ARGOCD_LUA_MODEL) $(ARGOCD_ACTIONS)
+
+argocd-lua-bundle: argocd-lua ## Rewrite manifests/argocd/artpulsemodel-actions.yaml (the argocd-cm actions value) from actions/*.lua
+	@bin=$$(bash hack/argocd-lua/build.sh) && "$$bin" bundle $(ARGOCD_LUA_MODEL) $(ARGOCD_ACTIONS)
+
+lint: install argocd-lua-test ## ruff (lint + format check), mypy, import-linter, hadolint, promtool, the Argo CD Lua tests
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

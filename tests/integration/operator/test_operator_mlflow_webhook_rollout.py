@@ -68,8 +68,8 @@ ALIAS_EVENTS: list[WebhookEventStr | WebhookEvent] = [
     "model_version_alias.created",
     "model_version_alias.deleted",
 ]
-WEBHOOK_MOVES = 5
-POLLING_MOVES = 3  # each waits a random part of the interval first: ~30 s in all
+WEBHOOK_MOVES = 3
+POLLING_MOVES = 2  # each waits a random part of the interval first: ~20 s in all
 WEBHOOK_POLL = ("5m", 300.0)
 POLLING_POLL = ("10s", 10.0)
 STATUS_EVERY_S = 0.02  # how often the test reads the resource's status

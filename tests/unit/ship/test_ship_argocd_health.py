@@ -2,6 +2,8 @@
 
 Argo CD evaluates health scripts with gopher-lua (Lua 5.1), handing the live object as the global
 `obj`; the cases in tests/data/ship/argocd_health_cases.yaml are statuses the operator writes.
+The script's own Argo CD tests (health_test.yaml next to it) run in gopher-lua itself, in
+`make argocd-lua-test` (hack/argocd-lua).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from lupa import lua51
 
 REPO = Path(__file__).resolve().parents[3]
 ARGOCD = REPO / "manifests" / "argocd"
-SCRIPT = ARGOCD / "artpulsemodel-health.lua"
+SCRIPT = ARGOCD / "resource_customizations" / "artpulse.io" / "ArtPulseModel" / "health.lua"
 CASES = yaml.safe_load((REPO / "tests/data/ship/argocd_health_cases.yaml").read_text())["cases"]
 ARGO_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 
@@ -91,5 +93,14 @@ def test_the_configmap_key_is_the_one_argo_cd_reads() -> None:
     assert generator["namespace"] == "argocd"
     assert generator["options"]["disableNameSuffixHash"] is True
     assert generator["files"] == [
-        "resource.customizations.health.artpulse.io_ArtPulseModel=artpulsemodel-health.lua"
+        "resource.customizations.health.artpulse.io_ArtPulseModel="
+        "resource_customizations/artpulse.io/ArtPulseModel/health.lua",
+        "resource.customizations.actions.artpulse.io_ArtPulseModel=artpulsemodel-actions.yaml",
     ]
+
+
+def test_the_old_path_still_reads_the_health_check() -> None:
+    """artpulsemodel-health.lua was the script's path before the resource_customizations layout."""
+    old = ARGOCD / "artpulsemodel-health.lua"
+    assert old.resolve() == SCRIPT.resolve()
+    assert old.read_text() == SCRIPT.read_text()
