@@ -201,6 +201,10 @@ def test_staging_promotion_feeds_production_which_waits_for_approval(artpulse: E
     for load in loads:
         assert_no_failed_requests(load.failures())
     print(f"chain: production promoted {promoted_s:.1f}s after the approval")
+    # Leave the node as the later scenarios expect it: their models alone on it.
+    for story in (staging, production):
+        story.kubectl("delete", "apm", story.name, "-n", story.namespace, "--wait=false")
+    production.kubectl("delete", "pod,service", "webhook-receiver", "-n", ns, "--wait=false")
 
 
 def _log(receiver: str) -> list[dict[str, Any]]:

@@ -85,4 +85,6 @@ def test_judge_catches_a_slow_candidate_at_10_percent(artpulse: E2E) -> None:
     assert story.version_tags(bad).get("artpulse.rollout.result") == "rolled_back"
     # Back on stable: the header reaches stable again (the canary's pods are gone).
     wait_for(lambda: _answered_by(story, HEADER) == v1, 120, "header traffic back on v1")
+    # Leave the node as the later scenarios expect it: their models alone on it.
+    story.kubectl("delete", "apm", story.name, "-n", story.namespace, "--wait=false")
     print(f"judge: slow candidate rolled back {detected_s:.1f}s after the alias moved")
