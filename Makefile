@@ -12,7 +12,7 @@ ARGOCD_LUA_ROOT := manifests/argocd/resource_customizations
 ARGOCD_LUA_MODEL := $(ARGOCD_LUA_ROOT)/artpulse.io/ArtPulseModel
 ARGOCD_ACTIONS := manifests/argocd/artpulsemodel-actions.yaml
 
-.PHONY: help install kube-bins argocd-lua argocd-lua-test argocd-lua-bundle lint fmt test test-unit test-integration test-e2e \
+.PHONY: help install kube-bins release argocd-lua argocd-lua-test argocd-lua-bundle lint fmt test test-unit test-integration test-e2e \
         cluster-up cluster-down cluster-status images peers demo bench bench-judge bench-mlflow-webhook bench-inference bench-images lock oip-proto kind-up kind-down monitoring-up monitoring-down clean
 
 help: ## List every command
@@ -71,6 +71,9 @@ cluster-down: install ## Stop the local cluster; leaves no process, container, m
 
 cluster-status: install ## The local cluster's pods and where its parts are
 	@$(PY) -m artpulse_dev.localcluster status
+
+release: install ## Render the install bundles into dist/: install.yaml (cluster-wide), namespace-install.yaml (Roles, one namespace), crds.yaml, quickstart.yaml
+	@$(PY) -m artpulse_dev.release
 
 peers: ## The servers we are compared with (MLServer + mlserver-sklearn, KServe), each in its own venv under ~/.cache/artpulse/peers (cached)
 	@bash hack/peers.sh

@@ -106,6 +106,14 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated namespaces to watch; empty: the whole cluster.",
     )
+    cluster_scanning: bool = Field(
+        default=True,
+        description=(
+            "Watch namespaces and CRDs cluster-wide (Kopf's scanning: namespace globs, kinds "
+            "installed later). False for an operator confined by Roles (namespace-install.yaml), "
+            "which may not list them: the namespaces are then taken as named."
+        ),
+    )
     api_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one API request.")
     worker_limit: int = Field(
         default=50, ge=1, description="Resources processed at once by Kopf's event workers."

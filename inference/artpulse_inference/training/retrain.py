@@ -1,6 +1,6 @@
 """``artpulse retrain``: retrain when the data has drifted from what the serving model saw.
 
-Run by the retrain CronJob (manifests/retrain) and by hand. The reference is the version
+Run by the retrain CronJob (manifests/components/retrain) and by hand. The reference is the version
 behind ``--reference-alias`` (champion by default); its ``baseline_feature_stats.json``
 is compared with the recent data (``--recent-inputs``: feature rows captured from
 traffic, or a directory of images; by default the labelled dataset itself, i.e. "has the

@@ -33,6 +33,7 @@ from artpulse_operator.engine.mlflow_events import AliasEvent, check_secret
 from artpulse_operator.handlers.http import HealthServer
 from artpulse_operator.handlers.mlflow_webhook import mlflow_webhook_route
 from artpulse_operator.handlers.runtime import Runtime, build_runtime
+from artpulse_operator.k8s.peering import ensure_peering
 from artpulse_operator.settings import Settings
 
 VERSION = "v1alpha1"
@@ -75,6 +76,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = cfg.watch_client_timeout_s
     settings.watching.connect_timeout = cfg.api_timeout_s
     settings.networking.request_timeout = cfg.api_timeout_s * 3
+    settings.scanning.disabled = not cfg.cluster_scanning
     if cfg.peering_name:
         # Active/standby replicas: equal priorities would all pause, so each process draws one.
         settings.peering.name = cfg.peering_name
@@ -96,6 +98,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     logging.getLogger("kopf.objects").addFilter(_QuietOwnedEvents())
 
     runtime = build_runtime(cfg)
+    if cfg.peering_name:  # before Kopf's peering starts, which needs the object to exist
+        await ensure_peering(runtime.kube, cfg.peering_name, cfg.namespaces)
     if runtime.reconciler.outbound is not None:
         runtime.reconciler.outbound.notifier.start()  # its workers need the running loop
     routes = _webhook_routes(cfg, runtime)

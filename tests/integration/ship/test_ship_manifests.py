@@ -10,6 +10,7 @@ The PodMonitor kustomization is only rendered: its CRD belongs to the Prometheus
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,16 @@ KUSTOMIZATIONS = [
     "observability",
     "manifests/crds",
     "manifests/base",
+    "manifests/quickstart",
     "manifests/overlays/staging",
     "manifests/overlays/production",
     "manifests/overlays/local",
     "manifests/argocd",
-    "manifests/monitoring/podmonitor",
 ]
 DRY_RUN = [
     "manifests/crds",
     "manifests/base",
+    "manifests/quickstart",
     "manifests/overlays/staging",
     "manifests/overlays/production",
     "manifests/overlays/local",
@@ -114,9 +116,18 @@ def test_base_operator_deployment(control_plane: ControlPlane) -> None:
     assert deployment["spec"]["replicas"] == 2
     (container,) = spec["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    # Leader election: the peering the replicas use is the one the base ships.
-    peering = find(docs, "ClusterKopfPeering", "artpulse-operator")
-    assert env["ARTPULSE_PEERING_NAME"] == peering["metadata"]["name"]
+    # Leader election: the replicas create the peering they name at startup; the base ships
+    # none (a custom resource next to its CRD fails a first apply) and lets them create it.
+    assert env["ARTPULSE_PEERING_NAME"] == "artpulse-operator"
+    assert not [d for d in docs if d["kind"] == "ClusterKopfPeering"]
+    (role,) = [
+        d
+        for d in docs
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "artpulse-operator"
+    ]
+    assert any(
+        "clusterkopfpeerings" in r["resources"] and "create" in r["verbs"] for r in role["rules"]
+    )
     assert container["command"] == ["python", "-m", "artpulse_operator"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["metrics"] == int(env["ARTPULSE_HEALTH_PORT"])
@@ -137,8 +148,42 @@ def test_base_operator_deployment(control_plane: ControlPlane) -> None:
     find(docs, "NetworkPolicy", "artpulse-operator")
 
 
-def test_base_mlflow_and_prometheus(control_plane: ControlPlane) -> None:
+def test_base_is_the_operator_alone(control_plane: ControlPlane) -> None:
+    """MLflow, Prometheus and the retrain CronJob are components now, not forced on everyone."""
     docs = render(control_plane, "manifests/base")
+    deployments = {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"}
+    assert deployments == {"artpulse-operator"}
+    assert not [d for d in docs if d["kind"] in ("CronJob", "PersistentVolumeClaim")]
+
+
+def test_components_render_on_top_of_the_base(control_plane: ControlPlane, tmp_path: Path) -> None:
+    """Every component, included next to the base, renders (the monitoring one has no other
+    kustomization that includes it)."""
+    components = sorted(
+        p.parent.name for p in REPO.glob("manifests/components/*/kustomization.yaml")
+    )
+    assert {"images", "mlflow", "prometheus", "retrain", "monitoring", "gateway"} <= set(components)
+    for name in components:
+        text = (REPO / "manifests/components" / name / "kustomization.yaml").read_text()
+        assert yaml.safe_load(text)["kind"] == "Component", name
+    here = Path(os.path.relpath(REPO, tmp_path))  # kustomize takes no absolute paths
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "resources": [str(here / "manifests/base")],
+                "components": [str(here / "manifests/components" / c) for c in components],
+            }
+        )
+    )
+    out = control_plane.kubectl(
+        "kustomize", "--load-restrictor=LoadRestrictionsNone", str(tmp_path)
+    ).stdout
+    kinds = {d["kind"] for d in yaml.safe_load_all(out) if d}
+    assert {"PodMonitor", "PrometheusRule", "Gateway", "CronJob"} <= kinds
+
+
+def test_quickstart_mlflow_and_prometheus(control_plane: ControlPlane) -> None:
+    docs = render(control_plane, "manifests/quickstart")
     for kind in ("Deployment", "Service"):
         find(docs, kind, "mlflow")
         find(docs, kind, "prometheus")

@@ -121,14 +121,14 @@ def allowed_hosts(container: dict[str, Any]) -> list[str]:
 
 
 def test_every_overlay_keeps_the_in_cluster_names(control_plane: ControlPlane) -> None:
-    base = allowed_hosts(mlflow_container(control_plane, "manifests/base"))
+    base = allowed_hosts(mlflow_container(control_plane, "manifests/quickstart"))
     for overlay in ("staging", "production"):
         hosts = allowed_hosts(mlflow_container(control_plane, f"manifests/overlays/{overlay}"))
         assert set(base) <= set(hosts), overlay
 
 
 def test_probes_match_the_served_health_path(control_plane: ControlPlane) -> None:
-    container = mlflow_container(control_plane, "manifests/base")
+    container = mlflow_container(control_plane, "manifests/quickstart")
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         get = container[probe]["httpGet"]
         assert get["path"] == "/health"

@@ -1,6 +1,6 @@
 """The shipped Prometheus configuration, rules and dashboards against a real Prometheus.
 
-One Prometheus runs manifests/base/prometheus.yml as shipped, with three changes a test needs:
+One Prometheus runs manifests/components/prometheus/prometheus.yml as shipped, with three changes a test needs:
 pods come from file_sd instead of the Kubernetes API (each target carries the same
 __meta_kubernetes_* labels kubernetes_sd would give it, so the shipped relabeling runs
 unchanged), intervals are 1s, and the rule files are the shipped ones with `for:` removed (the
@@ -131,7 +131,9 @@ class ShippedConfigPrometheus(Prometheus):
     sd_dir: Path
 
     def config(self) -> dict[str, Any]:
-        cfg: dict[str, Any] = yaml.safe_load((REPO / "manifests/base/prometheus.yml").read_text())
+        cfg: dict[str, Any] = yaml.safe_load(
+            (REPO / "manifests/components/prometheus/prometheus.yml").read_text()
+        )
         cfg["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
         cfg["rule_files"] = [str(p) for p in self.rule_files]
         jobs = []

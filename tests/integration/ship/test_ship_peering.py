@@ -1,7 +1,7 @@
 """Leader election as shipped: two operator replicas with the Deployment's peering settings.
 
 The base runs two replicas of `python -m artpulse_operator` with ARTPULSE_PEERING_NAME set, and
-ships Kopf's peering CRDs. Here two real operator processes run against the control plane from
+ships Kopf's peering CRDs but no peering object: the replicas create it at startup. Here two real operator processes run against the control plane from
 the harness, the way the Deployment starts them (namespaced to a test namespace, so they touch
 nothing else in the shared API server: Kopf then keeps its records in a KopfPeering there instead
 of the ClusterKopfPeering, with the same rules). Exactly one must be active and the other paused;
@@ -86,16 +86,8 @@ def test_one_replica_is_active_and_the_standby_takes_over(
     )
     env = deployment_env()
     peering = env["ARTPULSE_PEERING_NAME"]
-    control_plane.kubectl(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        input=json.dumps(
-            {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": peering}}
-        ),
-    )
+    # No KopfPeering is created here: the bundle ships none, the replicas create it at startup
+    # (both try; one gets a conflict and goes on).
 
     # A CRD's watch cache answers 429 for a moment after it is established; start the replicas
     # once both resources they watch can be listed.
@@ -128,10 +120,12 @@ def test_one_replica_is_active_and_the_standby_takes_over(
             replicas.append((proc, log))
 
         def peers() -> dict[str, Any]:
-            raw = control_plane.kubectl(
-                "get", "kopfpeering", peering, "-n", namespace, "-o", "json"
-            ).stdout
-            return dict(json.loads(raw).get("status") or {})
+            got = control_plane.kubectl(
+                "get", "kopfpeering", peering, "-n", namespace, "-o", "json", check=False
+            )
+            if got.returncode != 0:  # not created yet
+                return {}
+            return dict(json.loads(got.stdout).get("status") or {})
 
         def logs() -> list[str]:
             for proc, log in replicas:

@@ -13,9 +13,11 @@ pytestmark = pytest.mark.integration
 
 
 def test_retrain_manifests_apply_to_a_real_api_server(control_plane: Any, repo_root: Any) -> None:
-    rendered = control_plane.kubectl("kustomize", str(repo_root / "manifests" / "retrain")).stdout
+    # A kustomize Component renders only inside a kustomization: read the files it lists.
+    component = repo_root / "manifests" / "components" / "retrain"
+    listed = yaml.safe_load((component / "kustomization.yaml").read_text())["resources"]
     namespace = f"retrain-{uuid.uuid4().hex[:8]}"
-    documents = [d for d in yaml.safe_load_all(rendered) if d]
+    documents = [d for f in listed for d in yaml.safe_load_all((component / f).read_text()) if d]
     assert {d["kind"] for d in documents} == {
         "ServiceAccount",
         "PersistentVolumeClaim",

@@ -28,16 +28,10 @@ def test_application_points_at_a_kustomization_in_this_repository() -> None:
     assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
 
 
-def test_peering_object_tells_argo_cd_to_wait_for_its_crd() -> None:
-    (peering,) = load_all(REPO / "manifests/base/kopf-peering.yaml")
-    options = peering["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
-    assert "SkipDryRunOnMissingResource=true" in options
-
-
 def test_podmonitors_select_the_pods_the_operator_renders() -> None:
     monitors = {
         m["metadata"]["name"]: m
-        for m in load_all(REPO / "manifests/monitoring/podmonitor/podmonitor.yaml")
+        for m in load_all(REPO / "manifests/components/monitoring/podmonitor.yaml")
     }
     inference = monitors["artpulse-inference"]["spec"]
     assert inference["selector"]["matchLabels"] == {"app.kubernetes.io/name": "artpulse-inference"}
@@ -61,7 +55,7 @@ def test_podmonitors_select_the_pods_the_operator_renders() -> None:
 
 
 def test_prometheusrule_is_the_rule_files_verbatim() -> None:
-    (rule,) = load_all(REPO / "manifests/monitoring/podmonitor/prometheusrule.yaml")
+    (rule,) = load_all(REPO / "manifests/components/monitoring/prometheusrule.yaml")
     assert rule["kind"] == "PrometheusRule"
     groups = []
     for name in ("artpulse-recording.rules.yml", "artpulse-alerts.rules.yml"):

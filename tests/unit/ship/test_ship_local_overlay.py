@@ -1,7 +1,7 @@
 """The local overlay (`manifests/overlays/local`) changes only what a one-node cluster needs.
 
-Its Prometheus configuration is the base's with a 1 s scrape and evaluation interval (the
-e2e gates check every 5 s over 20 s), nothing else: a job added to the base and forgotten
+Its Prometheus configuration is components/prometheus's with a 1 s scrape and evaluation interval (the
+e2e gates check every 5 s over 20 s), nothing else: a job added there and forgotten
 here would go unscraped locally. Its images are the locally built ones, and the fixed
 ClusterIPs it pins are the ones the harness reaches the parts at.
 """
@@ -29,7 +29,7 @@ PINNED_IPS = [
 
 
 def test_prometheus_config_is_the_base_with_a_faster_scrape() -> None:
-    base = yaml.safe_load((REPO / "manifests" / "base" / "prometheus.yml").read_text())
+    base = yaml.safe_load((REPO / "manifests/components/prometheus/prometheus.yml").read_text())
     local = yaml.safe_load((LOCAL / "prometheus.yml").read_text())
     assert local["global"] == {
         "scrape_interval": "1s",
@@ -46,7 +46,7 @@ def test_images_are_the_locally_built_ones() -> None:
     kustomization = yaml.safe_load((LOCAL / "kustomization.yaml").read_text())
     images = {i["name"]: f"{i['newName']}:{i['newTag']}" for i in kustomization["images"]}
     assert all(ref.startswith("localhost/artpulse-") for ref in images.values()), images
-    assert images["artpulse-inference"] == localcluster.INFERENCE_IMAGE
+    assert images["ghcr.io/artpulse/artpulse-inference"] == localcluster.INFERENCE_IMAGE
 
 
 def test_the_fixed_cluster_ips_are_the_ones_the_harness_uses() -> None:

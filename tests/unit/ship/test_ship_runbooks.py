@@ -228,7 +228,7 @@ def makefile_targets() -> set[str]:
 def test_the_alerts_are_found() -> None:
     sources = {a.source for a in ALERTS}
     assert "observability/prometheus/rules/artpulse-alerts.rules.yml" in sources
-    assert "manifests/monitoring/podmonitor/prometheusrule.yaml" in sources
+    assert "manifests/components/monitoring/prometheusrule.yaml" in sources
     assert len({a.name for a in ALERTS}) >= 6, sorted({a.name for a in ALERTS})
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from artpulse_inference.cli import build_parser
 
-RETRAIN_DIR = Path(__file__).parents[3] / "manifests" / "retrain"
+RETRAIN_DIR = Path(__file__).parents[3] / "manifests" / "components" / "retrain"
 
 
 def cronjob() -> dict[str, Any]:
@@ -31,7 +31,7 @@ def test_pods_carry_the_label_the_mlflow_network_policy_admits() -> None:
     template = cronjob()["spec"]["jobTemplate"]["spec"]["template"]
     assert template["metadata"]["labels"]["app.kubernetes.io/name"] == "artpulse-retrain"
     policies = list(
-        yaml.safe_load_all((RETRAIN_DIR.parent / "base" / "networkpolicy.yaml").read_text())
+        yaml.safe_load_all((RETRAIN_DIR.parent / "mlflow" / "networkpolicy.yaml").read_text())
     )
     mlflow = next(p for p in policies if p and p["metadata"]["name"] == "mlflow")
     admitted = mlflow["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]
