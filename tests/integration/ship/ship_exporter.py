@@ -6,7 +6,7 @@ operator use) with series described by a JSON state file that the test may rewri
     {"traffic": [{"model", "version", "track", "route", "rps", "latency_s", "error_ratio"}],
      "gauges":  [{"name", "labels": {...}, "value"}],
      "counters": [{"name", "labels": {...}, "value"}],   # name without _total
-     "histograms": [{"name", "value", "per_s"}]}         # `per_s` observations of `value`
+     "histograms": [{"name", "labels": {...}, "value", "per_s"}]}  # `per_s` observations of `value`
 
 `traffic` is turned into artpulse_http_requests_total and the
 artpulse_http_request_duration_seconds histogram by a thread that records `rps` requests per
@@ -83,14 +83,17 @@ def simulate_traffic(
     while True:
         for spec in state.read().get("histograms", []):
             name = spec["name"]
-            if name not in histograms:
-                histograms[name] = Histogram(name, f"test histogram {name}", registry=registry)
-            owed_observations[name] = (
-                owed_observations.get(name, 0.0) + float(spec["per_s"]) * TICK_S
-            )
-            while owed_observations[name] >= 1:
-                owed_observations[name] -= 1
-                histograms[name].observe(float(spec["value"]))
+            labels = {k: str(v) for k, v in spec.get("labels", {}).items()}
+            if name not in histograms:  # every spec of one name has the same label names
+                histograms[name] = Histogram(
+                    name, f"test histogram {name}", sorted(labels), registry=registry
+                )
+            key = f"{name}{sorted(labels.items())}"
+            owed_observations[key] = owed_observations.get(key, 0.0) + float(spec["per_s"]) * TICK_S
+            series = histograms[name].labels(**labels) if labels else histograms[name]
+            while owed_observations[key] >= 1:
+                owed_observations[key] -= 1
+                series.observe(float(spec["value"]))
         for index, flow in enumerate(state.read().get("traffic", [])):
             owed[index] = owed.get(index, 0.0) + float(flow["rps"]) * TICK_S
             while owed[index] >= 1:

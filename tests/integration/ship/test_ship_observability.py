@@ -213,6 +213,62 @@ HEALTH_CHECKS = {
 }
 
 
+STABLE_LABELS = {"model": "clf", "version": "3", "track": "stable"}
+# The server's other series (per-feature PSI, model info, shadow, predictions, refusals, model
+# time), for the panels of the Inference dashboard; no alert reads them.
+INFERENCE_SIGNALS: dict[str, list[dict[str, Any]]] = {
+    "gauges": [
+        {
+            "name": "artpulse_feature_drift_psi",
+            "labels": {**STABLE_LABELS, "feature": "hue"},
+            "value": 0.04,
+        },
+        {
+            "name": "artpulse_model_info",
+            "labels": {
+                **STABLE_LABELS,
+                "alias": "champion",
+                "run_id": "r1",
+                "uri": "models:/clf/3",
+                "role": "served",
+            },
+            "value": 1,
+        },
+        {
+            "name": "artpulse_shadow_agreement_ratio",
+            "labels": {**STABLE_LABELS, "shadow_version": "4"},
+            "value": 0.97,
+        },
+    ],
+    "counters": [
+        {"name": "artpulse_predictions", "labels": {**STABLE_LABELS, "label": "cat"}, "value": 10},
+        {
+            "name": "artpulse_shadow_comparisons",
+            "labels": {**STABLE_LABELS, "shadow_version": "4", "outcome": "agree"},
+            "value": 9,
+        },
+        {
+            "name": "artpulse_http_refused_requests",
+            "labels": {**STABLE_LABELS, "route": "/predict", "method": "POST", "status": "401"},
+            "value": 1,
+        },
+        {
+            "name": "artpulse_auth_failures",
+            "labels": {"family": "predict", "scheme": "bearer", "reason": "invalid_credential"},
+            "value": 1,
+        },
+    ],
+    "histograms": [
+        {
+            "name": "artpulse_inference_duration_seconds",
+            "labels": STABLE_LABELS,
+            "value": 0.004,
+            "per_s": 20,
+        }
+    ],
+}
+
+
 def operator_series(rolled_back: int) -> dict[str, Any]:
     def phases(name: str, current: str) -> list[dict[str, Any]]:
         return [
@@ -234,7 +290,7 @@ def operator_series(rolled_back: int) -> dict[str, Any]:
             ]
         ]
 
-    return {
+    series: dict[str, Any] = {
         "gauges": [
             *phases("clf", "Progressing"),
             *phases("steady", "Stable"),
@@ -262,6 +318,11 @@ def operator_series(rolled_back: int) -> dict[str, Any]:
             },
             {
                 "name": "artpulse_operator_rollouts",
+                "labels": {"namespace": NS, "name": "clf", "result": "Aborted"},
+                "value": 0,
+            },
+            {
+                "name": "artpulse_operator_rollouts",
                 "labels": {"namespace": NS, "name": "steady", "result": "RolledBack"},
                 "value": 0,
             },
@@ -273,8 +334,34 @@ def operator_series(rolled_back: int) -> dict[str, Any]:
                 "value": 2,
             },
         ],
-        "histograms": [{"name": "artpulse_operator_rollback_seconds", "value": 0.7, "per_s": 2}],
+        "histograms": [
+            {"name": "artpulse_operator_rollback_seconds", "value": 0.7, "per_s": 2},
+            {"name": "artpulse_operator_reconcile_duration_seconds", "value": 0.05, "per_s": 5},
+        ],
     }
+    # The rest of what the operator's /metrics carries (Telemetry, the notifier, the MLflow
+    # webhook route, prometheus_client's process collector), for the Operator row.
+    series["gauges"] += [
+        {"name": "artpulse_operator_managed_resources", "value": 2},
+        {"name": "process_resident_memory_bytes", "value": 120e6},
+        {"name": "process_start_time_seconds", "value": 1.7e9},
+        {"name": "process_open_fds", "value": 20},
+        {"name": "process_max_fds", "value": 1024},
+    ]
+    series["counters"] += [
+        {
+            "name": "artpulse_operator_reconcile_errors",
+            "labels": {"reason": "ApiError"},
+            "value": 1,
+        },
+        {"name": "artpulse_operator_objects_applied", "value": 12},
+        {"name": "artpulse_operator_objects_deleted", "value": 1},
+        {"name": "artpulse_operator_drift_repairs", "labels": {"kind": "Deployment"}, "value": 1},
+        {"name": "artpulse_operator_notifications", "labels": {"result": "sent"}, "value": 3},
+        {"name": "artpulse_operator_mlflow_events", "labels": {"result": "accepted"}, "value": 2},
+        {"name": "process_cpu_seconds", "value": 4.2},
+    ]
+    return series
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +385,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     "labels": {"model": "clf", "version": "4", "track": "canary"},
                     "value": 0.6,
                 },
+                *INFERENCE_SIGNALS["gauges"],
             ],
+            "counters": INFERENCE_SIGNALS["counters"],
+            "histograms": INFERENCE_SIGNALS["histograms"],
         },
     )
     operator = start_exporter(tmp, "operator", operator_series(rolled_back=0))
@@ -438,7 +528,7 @@ def test_rollback_alert_fires_when_the_counter_moves(stack: Stack) -> None:
 
 def grafana_to_promql(expr: str) -> str:
     """Grafana's variables as a dashboard with every variable at "All" would send them."""
-    for var in ("$namespace", "$model", "$name"):
+    for var in ("$namespace", "$name", "$version"):
         expr = expr.replace(var, ".*")
     return expr.replace("$__rate_interval", "1m").replace("$__range", "5m")
 
@@ -447,7 +537,7 @@ def dashboard_queries() -> list[tuple[str, str, str]]:
     queries = []
     for path in DASHBOARDS:
         for panel in json.loads(path.read_text())["panels"]:
-            for target in panel["targets"]:
+            for target in panel.get("targets", []):  # rows have none
                 queries.append((path.name, panel["title"], target["expr"]))
     return queries
 
