@@ -25,7 +25,16 @@ from artpulse_dev.story import Story
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA = REPO_ROOT / "tests" / "data" / "e2e"
-SCENARIOS = ("canary", "bluegreen", "restart", "cluster", "judge", "staging", "production")
+SCENARIOS = (
+    "canary",
+    "bluegreen",
+    "restart",
+    "cluster",
+    "judge",
+    "staging",
+    "production",
+    "install",
+)
 
 
 @dataclass
