@@ -133,6 +133,13 @@ class Settings(BaseSettings):
         default=None,
         description="Kopf peering name for active/standby replicas; empty: standalone (one replica).",
     )
+    allow_unsupported_kubernetes: bool = Field(
+        default=False,
+        description=(
+            "Start (logging an error) on a Kubernetes older than the CRD's minimum "
+            "(k8s.version.MIN_KUBERNETES_VERSION) instead of refusing to."
+        ),
+    )
 
     # Rollout notifications (notify/): the operator's own webhooks get every resource's events.
     notification_webhooks: Annotated[list[dict[str, Any]], NoDecode] = Field(

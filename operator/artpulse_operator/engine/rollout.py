@@ -33,8 +33,8 @@ Semantics (DESIGN.md section 2):
   phase begins. A failure rolls back without the candidate ever getting live traffic.
 - Canary: weights follow the steps. A step advances when a check passed in it (the first check
   of a step runs one interval after the step began, so a step is held at least one interval)
-  and its pause is over; a step with an empty pause waits for ``promote``. One step per
-  reconcile at most. After the last step: Promoting.
+  and its pause is over; a step with ``promotion: Manual`` (or the deprecated empty pause)
+  waits for ``promote``. One step per reconcile at most. After the last step: Promoting.
 - Single: the stable track rolls forward to the candidate, is analysed (against the previous
   version's latency for the relative gate), Promoting after a pass; a failure undoes it.
 - BlueGreen: the idle colour gets the candidate and ``previewPercent``. It is analysed when
@@ -72,6 +72,10 @@ Semantics (DESIGN.md section 2):
   stable pods mirror) do not wait.
 - Restart-safe: every timer and counter is in the status, so a restarted operator neither
   repeats nor skips a step and promotes once.
+- Deprecated spellings (``ModelSpec.deprecations``): acted on like their replacement; the
+  condition ``DeprecatedFields`` (True, present only while the spec uses one) names them, and
+  a Warning Event ``DeprecatedField`` is posted when it appears or its message changes, so a
+  resource is told once per change, also after an upgrade of the operator.
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ from artpulse_operator.engine.status import (
     TrackStatus,
     VersionRef,
     format_time,
+    remove_condition,
     set_condition,
 )
 
@@ -1227,6 +1232,7 @@ class _Planner:
         tracks = self.tracks()
         self.update(tracks=tracks)
         self.set_conditions(tracks)
+        self.report_deprecations()
         return Plan(
             status=self.s,
             alias_moves=tuple(self.moves),
@@ -1275,6 +1281,20 @@ class _Planner:
         elif degraded is None or degraded.reason == "GatesFailed":
             # Other Degraded reasons belong to the k8s layer; leave them alone.
             self.condition(ConditionType.DEGRADED, False, "AsExpected", "no failed gates pending")
+
+    def report_deprecations(self) -> None:
+        found = self.spec.deprecations
+        before = self.s.condition(ConditionType.DEPRECATED_FIELDS)
+        if not found:
+            if before is not None:
+                self.update(
+                    conditions=remove_condition(self.s.conditions, ConditionType.DEPRECATED_FIELDS)
+                )
+            return
+        message = "; ".join(f"{d.field}: {d.message}" for d in found)
+        self.condition(ConditionType.DEPRECATED_FIELDS, True, found[0].reason, message)
+        if before is None or before.status != "True" or before.message != message:
+            self.event("Warning", "DeprecatedField", message)
 
     def requeue_after(self) -> float:
         s = self.s

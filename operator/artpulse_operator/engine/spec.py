@@ -45,6 +45,7 @@ __all__ = [
     "CanarySpec",
     "CanaryStep",
     "Color",
+    "Deprecation",
     "GatesSpec",
     "GatewayAPISpec",
     "HeaderMatch",
@@ -58,6 +59,7 @@ __all__ = [
     "OnInconclusive",
     "ParentRef",
     "PrometheusSpec",
+    "Promotion",
     "Provider",
     "RollbackSpec",
     "ServingSpec",
@@ -88,6 +90,13 @@ class OnInconclusive(StrEnum):
     HOLD = "Hold"
     FAIL = "Fail"
     PASS = "Pass"
+
+
+class Promotion(StrEnum):
+    """``steps[].promotion``: how a canary step ends."""
+
+    AUTOMATIC = "Automatic"  # after its pause and a passed check
+    MANUAL = "Manual"  # on a promote action only
 
 
 class Color(StrEnum):
@@ -145,8 +154,8 @@ class ServingSpec:
 class CanaryStep:
     """One canary step: hold ``weight`` percent for at least one analysis interval and ``pause``.
 
-    ``manual_promote`` is set for ``pause: ""`` (an empty pause): the step waits for a manual
-    ``promote`` action.
+    ``manual_promote`` is set for ``promotion: Manual`` and for its deprecated spelling
+    ``pause: ""`` (an empty pause): the step waits for a ``promote`` action.
     """
 
     weight: int
@@ -302,6 +311,20 @@ class RollbackSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Deprecation:
+    """A deprecated spelling the spec still uses; the engine reports it (condition
+    ``DeprecatedFields`` and a Warning Event) and acts on it as on its replacement.
+
+    ``reason`` is a CamelCase word for the condition, ``field`` the path, ``message`` what to
+    write instead.
+    """
+
+    reason: str
+    field: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSpec:
     """The whole ``.spec`` of an ArtPulseModel, defaults applied."""
 
@@ -313,6 +336,7 @@ class ModelSpec:
     rollback: RollbackSpec = field(default_factory=RollbackSpec)
     paused: bool = False
     notifications: tuple[WebhookTarget, ...] = ()  # spec.notifications.webhooks
+    deprecations: tuple[Deprecation, ...] = ()  # deprecated spellings in use (see Deprecation)
 
 
 # Minimums shared with the CRD's CEL rules.
@@ -433,14 +457,46 @@ def _parse_steps(r: _Reader) -> tuple[CanaryStep, ...]:
         if weight <= previous:
             raise SpecError(s.at("weight"), f"weights must ascend: {weight} after {previous}")
         previous = weight
-        pause_raw = s.data.get("pause")
-        if pause_raw == "":
-            steps.append(CanaryStep(weight=weight, manual_promote=True))
-        else:
-            steps.append(CanaryStep(weight=weight, pause=s.duration("pause", "0s")))
+        steps.append(_parse_step(s, weight))
     if steps[-1].weight != 100:
         raise SpecError(f"{r.at('steps')}[{len(steps) - 1}].weight", "the last step must be 100")
     return tuple(steps)
+
+
+# The CRD's CEL rules on a step say the same (crds/artpulsemodel.yaml, steps.items).
+PAUSE_WITH_MANUAL = (
+    "must be omitted when promotion is Manual: the step waits for a promote action, not for a "
+    "duration"
+)
+EMPTY_PAUSE_WITH_PROMOTION = (
+    'pause: "" is the deprecated spelling of promotion: Manual; set promotion alone'
+)
+EMPTY_PAUSE_DEPRECATED = 'pause: "" is deprecated: write promotion: Manual (same meaning)'
+
+
+def _parse_step(s: _Reader, weight: int) -> CanaryStep:
+    """One step. ``pause: ""`` still means ``promotion: Manual`` (reported by ``_deprecations``)."""
+    promotion = s.enum("promotion", Promotion, Promotion.AUTOMATIC) if s.has("promotion") else None
+    if s.data.get("pause") == "":
+        if promotion is not None:
+            raise SpecError(s.at("pause"), EMPTY_PAUSE_WITH_PROMOTION)
+        return CanaryStep(weight=weight, manual_promote=True)
+    if promotion is Promotion.MANUAL:
+        if s.has("pause"):
+            raise SpecError(s.at("pause"), PAUSE_WITH_MANUAL)
+        return CanaryStep(weight=weight, manual_promote=True)
+    return CanaryStep(weight=weight, pause=s.duration("pause", "0s"))
+
+
+def _deprecations(spec: _Reader) -> tuple[Deprecation, ...]:
+    """The deprecated spellings in a spec that parsed (DESIGN.md section 2, "Deprecated")."""
+    canary = spec.child("strategy").child("canary")
+    steps = canary.list_("steps") or ()
+    return tuple(
+        Deprecation("EmptyPause", f"{canary.at('steps')}[{i}].pause", EMPTY_PAUSE_DEPRECATED)
+        for i, step in enumerate(steps)
+        if isinstance(step, Mapping) and step.get("pause") == ""
+    )
 
 
 # An HTTP header name is an RFC 9110 token.
@@ -624,4 +680,5 @@ def parse_spec(d: Mapping[str, Any]) -> ModelSpec:
         notifications=parse_targets(
             r.child("notifications").list_("webhooks"), "spec.notifications.webhooks"
         ),
+        deprecations=_deprecations(r),
     )

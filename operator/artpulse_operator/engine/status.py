@@ -15,6 +15,7 @@ never raises on a status the operator wrote itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -57,6 +58,20 @@ class ConditionType(StrEnum):
     REGISTRY_REACHABLE = "RegistryReachable"
     METRICS_REACHABLE = "MetricsReachable"
     CREDENTIALS_RESOLVED = "CredentialsResolved"  # engine.credentials.credentials_condition
+    # Present only while the spec uses a deprecated spelling (engine.spec.Deprecation).
+    DEPRECATED_FIELDS = "DeprecatedFields"
+
+
+# metav1.Condition, as the CRD declares it (status.conditions): a reason is a CamelCase word
+# of at most 1024 characters, a message at most 32768 characters, a status one of three words.
+CONDITION_STATUSES = ("True", "False", "Unknown")
+CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+CONDITION_REASON_MAX = 1024
+CONDITION_MESSAGE_MAX = 32768
+_CONDITION_REASON = re.compile(CONDITION_REASON_PATTERN)
+# lastTransitionTime is required; a condition read without one (written by hand or by an older
+# operator) and never flipped since keeps this "unknown" time rather than failing the write.
+UNKNOWN_TRANSITION_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def format_time(value: datetime | None) -> str | None:
@@ -300,9 +315,31 @@ class RolloutRecord:
         }
 
 
+def condition_reason(reason: str) -> str:
+    """``reason`` if metav1.Condition accepts it, else its words in CamelCase.
+
+    >>> condition_reason("RouteKindNotInstalled")
+    'RouteKindNotInstalled'
+    >>> condition_reason("secret not-found")
+    'SecretNotFound'
+    >>> condition_reason("")
+    'Unknown'
+    """
+    if len(reason) <= CONDITION_REASON_MAX and _CONDITION_REASON.match(reason):
+        return reason
+    words = re.findall(r"[A-Za-z0-9]+", reason)
+    camel = "".join(w[:1].upper() + w[1:] for w in words).lstrip("0123456789")
+    return camel[:CONDITION_REASON_MAX] or "Unknown"
+
+
 @dataclass(frozen=True)
 class Condition:
-    """A Kubernetes-style condition; ``last_transition_time`` moves only when ``status`` flips."""
+    """A Kubernetes-style condition; ``last_transition_time`` moves only when ``status`` flips.
+
+    :meth:`to_dict` always writes what metav1.Condition requires (type, status,
+    lastTransitionTime, reason, message) in the shape the CRD accepts, whatever the fields hold:
+    a status write the API server refuses would stop the rollout.
+    """
 
     type: str
     status: str  # "True" | "False" | "Unknown"
@@ -323,15 +360,17 @@ class Condition:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        ltt = self.last_transition_time
+        ltt = self.last_transition_time or UNKNOWN_TRANSITION_TIME
+        status = str(self.status)
+        generation = self.observed_generation
         return {
             "type": str(self.type),
-            "status": str(self.status),
-            "reason": self.reason,
-            "message": self.message,
+            "status": status if status in CONDITION_STATUSES else "Unknown",
+            "reason": condition_reason(str(self.reason)),
+            "message": str(self.message)[:CONDITION_MESSAGE_MAX],
             # metav1.Time has second precision; conditions follow the Kubernetes convention.
-            "lastTransitionTime": format_time(ltt.replace(microsecond=0)) if ltt else None,
-            "observedGeneration": self.observed_generation,
+            "lastTransitionTime": format_time(ltt.replace(microsecond=0)),
+            "observedGeneration": generation if generation is None or generation >= 0 else None,
         }
 
 
@@ -365,6 +404,23 @@ def set_condition(
 
 def get_condition(conditions: Iterable[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
+
+
+def remove_condition(conditions: Iterable[Condition], type_: str) -> tuple[Condition, ...]:
+    """``conditions`` without ``type_`` (for a condition that is only present while it holds)."""
+    return tuple(c for c in conditions if c.type != str(type_))
+
+
+def _unique_conditions(conditions: Iterable[Condition]) -> tuple[Condition, ...]:
+    """The first condition of each type, none without one: the CRD's list is a map keyed by
+    type (a status stored before it was may hold duplicates)."""
+    seen: set[str] = set()
+    result: list[Condition] = []
+    for cond in conditions:
+        if cond.type and cond.type not in seen:
+            seen.add(cond.type)
+            result.append(cond)
+    return tuple(result)
 
 
 @dataclass(frozen=True)
@@ -495,7 +551,7 @@ class RolloutStatus:
             shadow=ShadowStatus.from_dict(_mapping(d.get("shadow"))),
             last_rollout=RolloutRecord.from_dict(_mapping(d.get("lastRollout"))),
             history=tuple(history[-HISTORY_LIMIT:]),
-            conditions=tuple(
+            conditions=_unique_conditions(
                 Condition.from_dict(_mapping(c)) for c in _seq(d.get("conditions")) if c
             ),
             failed_versions=tuple(str(v) for v in _seq(d.get("failedVersions"))),

@@ -4,7 +4,8 @@ Run with ``python -m artpulse_operator`` (which imports this module), or
 ``kopf run -m artpulse_operator.handlers --all-namespaces``.
 
 - ``@kopf.on.startup`` builds the clients from ``Settings`` into ``memo`` and tunes Kopf
-  (worker limit, watch timeouts, peering, where Kopf keeps its own state);
+  (worker limit, watch timeouts, peering, where Kopf keeps its own state); it refuses to start
+  on a Kubernetes older than the CRDs' minimum (``k8s.version``) with a permanent error;
   ``@kopf.on.cleanup`` closes them; ``@kopf.on.probe`` reports API server reachability.
 - ``@kopf.on.create/update/resume`` reconcile at once (an update includes the
   ``artpulse.io/action`` annotation being set).
@@ -34,6 +35,7 @@ from artpulse_operator.handlers.http import HealthServer
 from artpulse_operator.handlers.mlflow_webhook import mlflow_webhook_route
 from artpulse_operator.handlers.runtime import Runtime, build_runtime
 from artpulse_operator.k8s.peering import ensure_peering
+from artpulse_operator.k8s.version import UnsupportedKubernetesError, check_kubernetes_version
 from artpulse_operator.settings import Settings
 
 VERSION = "v1alpha1"
@@ -98,6 +100,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     logging.getLogger("kopf.objects").addFilter(_QuietOwnedEvents())
 
     runtime = build_runtime(cfg)
+    try:
+        await check_kubernetes_version(runtime.kube, allow_older=cfg.allow_unsupported_kubernetes)
+    except UnsupportedKubernetesError as exc:
+        await runtime.kube.close()
+        raise kopf.PermanentError(str(exc)) from exc  # Kopf stops: no retry makes it newer
     if cfg.peering_name:  # before Kopf's peering starts, which needs the object to exist
         await ensure_peering(runtime.kube, cfg.peering_name, cfg.namespaces)
     if runtime.reconciler.outbound is not None:

@@ -124,7 +124,7 @@ def test_phase_weight_and_rollouts_follow_the_model_and_go_with_it(
             image=TESTHOST_IMAGE,
             strategy={
                 "type": "Canary",
-                "canary": {"steps": [{"weight": 10, "pause": ""}, {"weight": 100}]},
+                "canary": {"steps": [{"weight": 10, "promotion": "Manual"}, {"weight": 100}]},
             },
             analysis={"interval": "1h"},  # no gate check: the weight holds at the first step
         )

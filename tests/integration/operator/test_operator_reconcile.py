@@ -129,8 +129,10 @@ def test_create_renders_owned_objects_with_owner_and_labels(kube: Kube, mlflow_s
     assert service["spec"]["selector"]["artpulse.io/track"] == "stable"
     wait_for(lambda: kube.events("art"), "an Event on the resource")
     columns = kube.run("get", "apm", "art").splitlines()[1].split()
-    # NAME MODEL STRATEGY STABLE CANDIDATE(empty) WEIGHT PHASE AGE
-    assert columns[:6] == ["art", model, "Canary", "1", "0", "Stable"]
+    # NAME MODEL READY PHASE STABLE CANDIDATE(empty) WEIGHT AGE; READY is the Ready condition
+    ready = condition(kube.get("apm", "art"), "Ready")  # no pods run here: it stays as it is
+    assert ready is not None
+    assert columns[:6] == ["art", model, ready["status"], "Stable", "1", "0"]
 
 
 def _touch_and_wait(kube: Kube) -> None:
@@ -532,7 +534,7 @@ def test_spec_the_engine_refuses_is_failed_not_retried(
         lambda: (b := kube.get("apm", "art")) and b["status"]["phase"] == "Failed" and b,
         "phase Failed",
     )
-    ready = condition(body, "Ready")
+    ready = condition(kube.get("apm", "art"), "Ready")  # no pods run here: it stays as it is
     assert ready is not None
     assert ready["status"] == "False"
     assert ready["reason"] == "InvalidSpec"

@@ -63,8 +63,8 @@ def test_weights_follow_the_rollout_for_every_provider(kube: Kube, mlflow_server
                 "type": "Canary",
                 "canary": {
                     "steps": [
-                        {"weight": 10, "pause": ""},
-                        {"weight": 50, "pause": ""},
+                        {"weight": 10, "promotion": "Manual"},
+                        {"weight": 50, "promotion": "Manual"},
                         {"weight": 100},
                     ]
                 },

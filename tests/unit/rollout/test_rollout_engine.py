@@ -17,8 +17,12 @@ requeue would, and the expectations apply to both passes: events, moves and tags
 ``tracks`` ({track: "version@weight" or "version@weight down" or "none"}), ``target``
 (``null`` or {track, version, shadow?}), ``moves`` (["alias=version"]), ``tags``
 ({version: {tag: value or "*"}}), ``events`` (reasons, in order), ``no_events``,
-``requeue`` (seconds), ``action_handled``, ``conditions`` ({type: status}), ``message_contains``,
-``event_contains``.
+``requeue`` (seconds), ``action_handled``, ``conditions`` ({type: status}, ``null``: absent),
+``message_contains``, ``event_contains``.
+
+Every status a tick writes is also held against the CRD's status schema
+(``artpulse_dev.crd_schema``): a field the API server would prune or a value it would refuse
+fails the scenario.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 import pytest
 import yaml
+from artpulse_dev.crd_schema import crd_version_schema, problems
 from artpulse_operator.engine.observations import (
     GateDecision,
     GateResult,
@@ -45,6 +50,8 @@ from artpulse_operator.engine.status import RolloutStatus, format_time
 # Without a ``ready`` key every Deployment reports ready (``ready: {}``: nothing known).
 ALL_READY = {"stable": True, "canary": True, "blue": True, "green": True}
 DATA = Path(__file__).resolve().parents[2] / "data" / "rollout" / "scenarios"
+CRD = Path(__file__).resolve().parents[3] / "crds" / "artpulsemodel.yaml"
+STATUS_SCHEMA = crd_version_schema(yaml.safe_load(CRD.read_text()))["properties"]["status"]
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 BASE_SPEC: dict[str, Any] = {
     "model": {"name": "art", "pollInterval": "60s"},
@@ -206,6 +213,7 @@ def test_rollout_scenario(scenario: dict[str, Any]) -> None:
                 action_handled=result.action_handled or again.action_handled,
             )
         doc = result.status.to_dict()
+        assert problems(STATUS_SCHEMA, doc, "status") == [], f"{where}: the CRD would not keep it"
 
         if "status" in expect:
             subset(expect["status"], doc, f"{where}.status")
@@ -246,6 +254,9 @@ def test_rollout_scenario(scenario: dict[str, Any]) -> None:
             assert result.action_handled == expect["action_handled"], where
         for ctype, cstatus in expect.get("conditions", {}).items():
             cond = result.status.condition(ctype)
+            if cstatus is None:
+                assert cond is None, f"{where}: condition {ctype} present: {cond}"
+                continue
             assert cond is not None, f"{where}: condition {ctype} missing"
             assert cond.status == cstatus, f"{where}: condition {ctype}: {cond}"
         if "condition_changed_at" in expect:

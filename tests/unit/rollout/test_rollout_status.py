@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
+from artpulse_dev.crd_schema import crd_version_schema, problems
 from artpulse_operator.engine.rollout import failed_status
 from artpulse_operator.engine.status import (
     AnalysisStatus,
+    Condition,
+    ConditionType,
     Phase,
     RolloutRecord,
     RolloutStatus,
     ShadowStatus,
     TrackStatus,
     VersionRef,
+    condition_reason,
     format_time,
     parse_time,
+    remove_condition,
     set_condition,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, 250000, tzinfo=UTC)
+CRD = Path(__file__).resolve().parents[3] / "crds" / "artpulsemodel.yaml"
+CONDITIONS = crd_version_schema(yaml.safe_load(CRD.read_text()))["properties"]["status"][
+    "properties"
+]["conditions"]
 
 
 def test_full_status_round_trips() -> None:
@@ -116,3 +127,77 @@ def test_failed_status_for_a_bad_spec() -> None:
     ready = status.condition("Ready")
     assert ready is not None
     assert (ready.status, ready.reason) == ("False", "InvalidSpec")
+
+
+# --- conditions as metav1.Condition ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reason", "written"),
+    [
+        ("Serving", "Serving"),
+        ("RouteKindNotInstalled", "RouteKindNotInstalled"),
+        ("Reason_with:colon,comma", "Reason_with:colon,comma"),
+        ("secret not-found", "SecretNotFound"),
+        ("403 Forbidden", "Forbidden"),
+        ("ends with a colon:", "EndsWithAColon"),
+        ("", "Unknown"),
+        ("...", "Unknown"),
+        ("x" * 2000, "X" + "x" * 1023),
+    ],
+)
+def test_condition_reasons_are_camelcase_words(reason: str, written: str) -> None:
+    assert condition_reason(reason) == written
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        Condition("Ready", "True", "Serving", "serving version 3", NOW, 4),
+        Condition("Ready", "True"),  # read from a status without reason, message or time
+        Condition("Degraded", "maybe", "apply failed: 422", "x" * 40000, NOW, -1),
+        Condition.from_dict({"type": "Progressing"}),
+    ],
+    ids=["complete", "bare", "odd", "from-a-sparse-dict"],
+)
+def test_conditions_always_write_what_metav1_requires(condition: Condition) -> None:
+    written = condition.to_dict()
+    assert {"type", "status", "lastTransitionTime", "reason", "message"} <= {
+        k for k, v in written.items() if v is not None
+    }
+    assert problems(CONDITIONS, [written], "conditions") == []
+
+
+def test_a_condition_without_a_time_keeps_the_unknown_one() -> None:
+    assert Condition("Ready", "True").to_dict()["lastTransitionTime"] == "1970-01-01T00:00:00Z"
+    # A flip gives it a real one.
+    conds = set_condition((Condition("Ready", "True"),), "Ready", False, "NotReady", "", NOW)
+    assert conds[0].to_dict()["lastTransitionTime"] == "2026-01-01T12:00:00Z"
+
+
+def test_conditions_carry_the_generation_they_were_set_for() -> None:
+    conds = set_condition((), ConditionType.READY, True, "Serving", "v3", NOW, 9)
+    assert conds[0].to_dict()["observedGeneration"] == 9
+    status = failed_status(RolloutStatus(), "bad", NOW, 5)
+    assert status.to_dict()["conditions"][0]["observedGeneration"] == 5
+
+
+def test_conditions_read_back_one_per_type() -> None:
+    """The CRD's list is a map keyed by type: a duplicate (from before the list type) is
+    dropped on read, so the next write is accepted."""
+    raw = {
+        "conditions": [
+            {"type": "Ready", "status": "True", "reason": "A", "message": ""},
+            {"type": "Ready", "status": "False", "reason": "B", "message": ""},
+            {"status": "True", "reason": "NoType"},
+        ]
+    }
+    status = RolloutStatus.from_dict(raw)
+    assert [(c.type, c.reason) for c in status.conditions] == [("Ready", "A")]
+    assert problems(CONDITIONS, status.to_dict()["conditions"], "conditions") == []
+
+
+def test_remove_condition() -> None:
+    conds = set_condition((), "Ready", True, "Serving", "", NOW)
+    conds = set_condition(conds, ConditionType.DEPRECATED_FIELDS, True, "EmptyPause", "x", NOW)
+    assert [c.type for c in remove_condition(conds, ConditionType.DEPRECATED_FIELDS)] == ["Ready"]
