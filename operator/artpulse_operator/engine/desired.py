@@ -18,7 +18,15 @@ What is rendered (DESIGN.md section 2, workload contract in INTERFACES.md):
   to the canary Service, and the canary Ingress the ``canary-by-header`` annotations, for as
   long as the canary pods run,
 - a NetworkPolicy ``<name>`` confining every track's pods (``engine.network_policy``), unless
-  switched off.
+  switched off,
+- per running track, a PodDisruptionBudget ``<name>-<track>`` (``engine.pod_template``) and,
+  with ``serving.autoscaling``, a HorizontalPodAutoscaler ``<name>-<track>`` that then owns the
+  Deployment's replicas (``engine.autoscaling``, including the rule that no track shrinks while
+  a candidate holds traffic, nor for a while after).
+
+The user's pod shaping (scheduling, pull secrets, ServiceAccount, labels, annotations, security
+context, probe timings, default requests) is merged into every track's pod template by
+``engine.pod_template``; changing it changes the template like a new image does.
 
 An empty ``status.tracks`` (nothing resolved yet) renders nothing, and the k8s layer then leaves
 existing objects alone.
@@ -27,9 +35,18 @@ existing objects alone.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
+from artpulse_operator.engine import pod_template
+from artpulse_operator.engine.autoscaling import (
+    TrackScale,
+    floors_held,
+    horizontal_pod_autoscaler,
+    track_scale,
+)
 from artpulse_operator.engine.network_policy import NetworkPolicyDefaults, network_policy
+from artpulse_operator.engine.pod_spec import CONTAINER_NAME
 from artpulse_operator.engine.spec import HeaderMatch, ModelSpec, Provider, StrategyType
 from artpulse_operator.engine.status import (
     TRACK_BLUE,
@@ -85,11 +102,12 @@ OWNED_KINDS: tuple[tuple[str, str], ...] = (
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("networking.k8s.io/v1", "Ingress"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
 )
 
 # Fixed render order so the output (and the HTTPRoute's backendRefs) is stable between calls.
 _TRACK_ORDER = (TRACK_STABLE, TRACK_CANARY, TRACK_BLUE, TRACK_GREEN)
-_UID_GID = 10001
 # A deleted pod leaves the endpoints at the moment it gets SIGTERM, but a gateway learns that
 # later (Traefik throttles provider updates, 2 s by default; kube-proxy and ingress controllers
 # resync too). The pod keeps serving this long first, so a scale-down, a rolling update or the
@@ -121,12 +139,16 @@ def desired_objects(
     *,
     tracking_uri: str | None = None,
     network: NetworkPolicyDefaults | None = None,
+    observed_replicas: Mapping[str, int] | None = None,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the ArtPulseModel ``namespace/name`` owns, fully rendered.
 
     ``tracking_uri`` is the operator's default MLflow URI, used when ``spec.model.trackingUri``
     is empty (the pods need one to load their model). ``network`` holds the operator's
-    NetworkPolicy settings (None: the built-in defaults).
+    NetworkPolicy settings (None: the built-in defaults). ``observed_replicas`` is each track's
+    live Deployment ``spec.replicas`` before this reconcile (a track missing: no Deployment)
+    and ``now`` the reconcile's time; only autoscaling reads them (``engine.autoscaling``).
     """
     tracks = {t: status.tracks[t] for t in sorted(status.tracks, key=_track_key)}
     if not tracks:
@@ -134,14 +156,29 @@ def desired_objects(
     owner = _owner_reference(name, uid)
     mlflow_uri = spec.model.tracking_uri or tracking_uri
     replicas = _replicas(spec, status, tracks)
+    observed = observed_replicas or {}
+    running = sum(1 for s in tracks.values() if s.scaled and s.version is not None)
+    finished = status.last_rollout.finished_at if status.last_rollout else None
+    held = floors_held(running, finished, now)
     objects: list[dict[str, Any]] = []
+    budgets: list[dict[str, Any]] = []
+    autoscalers: list[dict[str, Any]] = []
     for track, track_status in tracks.items():
-        if track_status.version is not None:
-            objects.append(
-                _deployment(
-                    name, namespace, owner, spec, track, track_status, replicas[track], mlflow_uri
-                )
-            )
+        if track_status.version is None:
+            continue
+        scale = track_scale(
+            spec.serving.autoscaling,
+            track_status.scaled,
+            replicas[track],
+            held,
+            observed.get(track),
+        )
+        objects.append(
+            _deployment(name, namespace, owner, spec, track, track_status, scale, mlflow_uri)
+        )
+        budget, autoscaler = _track_extras(name, namespace, owner, spec, track, scale)
+        budgets.extend(budget)
+        autoscalers.extend(autoscaler)
     for track in tracks:
         objects.append(_track_service(name, namespace, owner, spec, track))
     objects.append(_model_service(name, namespace, owner, spec, tracks))
@@ -161,7 +198,34 @@ def desired_objects(
     )
     if policy is not None:
         objects.append(policy)
-    return objects
+    # Appended last, so the objects of a model without them keep their order.
+    return [*objects, *budgets, *autoscalers]
+
+
+def _track_extras(
+    name: str,
+    namespace: str,
+    owner: Mapping[str, Any],
+    spec: ModelSpec,
+    track: str,
+    scale: TrackScale,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The track's PodDisruptionBudget and HorizontalPodAutoscaler (each a list of zero or one),
+    both named ``<name>-<track>`` and labelled with the track's selector."""
+    selector = {**owner_labels(name), LABEL_TRACK: track}
+    meta = _metadata(f"{name}-{track}", namespace, owner, selector)
+    auto = spec.serving.autoscaling
+    autoscaler = (
+        [horizontal_pod_autoscaler(meta, f"{name}-{track}", auto, scale.hpa_min)]
+        if auto is not None and scale.hpa_min is not None
+        else []
+    )
+    budget = pod_template.disruption_budget_spec(
+        spec.serving.disruption_budget, scale.fewest, scale.most
+    )
+    if budget is None:
+        return [], autoscaler
+    return [pod_template.pod_disruption_budget(meta, selector, budget)], autoscaler
 
 
 # --- replicas --------------------------------------------------------------------------------
@@ -277,80 +341,67 @@ def _deployment(
     spec: ModelSpec,
     track: str,
     ts: TrackStatus,
-    replicas: int,
+    scale: TrackScale,
     mlflow_uri: str | None,
 ) -> dict[str, Any]:
     assert ts.version is not None
+    serving = spec.serving
     selector = {**owner_labels(name), LABEL_TRACK: track}
     labels = {**selector, LABEL_VERSION: ts.version.version}
-    port = spec.serving.port
+    port = serving.port
     container: dict[str, Any] = {
-        "name": "inference",
-        "image": spec.serving.image,
+        "name": CONTAINER_NAME,
+        "image": serving.image,
         "command": ["artpulse-server"],
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
         "env": _env(spec, track, ts, mlflow_uri),
-        "readinessProbe": {
-            "httpGet": {"path": "/ready", "port": "http"},
-            "periodSeconds": 5,
-            "failureThreshold": 3,
-        },
-        "livenessProbe": {
-            "httpGet": {"path": "/health", "port": "http"},
-            "initialDelaySeconds": 10,
-            "periodSeconds": 10,
-            "failureThreshold": 3,
-        },
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "readinessProbe": pod_template.readiness_probe(serving),
+        "livenessProbe": pod_template.liveness_probe(serving),
+        "securityContext": dict(pod_template.CONTAINER_SECURITY_CONTEXT),
         "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         # The root filesystem is read-only; MLflow downloads the model into a temp dir.
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "resources": pod_template.container_resources(serving.resources),
     }
-    if spec.serving.resources:
-        container["resources"] = dict(spec.serving.resources)
-    if spec.serving.secret_ref:
-        container["envFrom"] = [{"secretRef": {"name": spec.serving.secret_ref}}]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _metadata(f"{name}-{track}", namespace, owner, labels),
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": selector},
-            # Never below the wanted capacity while a new model version rolls in.
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-            },
-            "template": {
-                "metadata": {
-                    "labels": labels,
-                    "annotations": {
+    if serving.secret_ref:
+        container["envFrom"] = [{"secretRef": {"name": serving.secret_ref}}]
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector},
+        # Never below the wanted capacity while a new model version rolls in.
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        },
+        "template": {
+            "metadata": {
+                "labels": pod_template.template_labels(serving, labels),
+                "annotations": pod_template.template_annotations(
+                    serving,
+                    {
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(port),
                         "prometheus.io/path": "/metrics",
                     },
-                },
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": _UID_GID,
-                        "runAsGroup": _UID_GID,
-                        "fsGroup": _UID_GID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
-                },
+                ),
+            },
+            "spec": {
+                "automountServiceAccountToken": False,
+                "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+                "securityContext": pod_template.pod_security_context(serving),
+                **pod_template.pod_shape(serving, selector),
+                "containers": [container],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
             },
         },
+    }
+    if scale.replicas is not None:
+        # Absent when an HPA owns the count: server-side apply then leaves it to the HPA.
+        deployment_spec = {"replicas": scale.replicas, **deployment_spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(f"{name}-{track}", namespace, owner, labels),
+        "spec": deployment_spec,
     }
 
 

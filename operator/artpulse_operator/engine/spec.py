@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from artpulse_operator.engine import pod_spec
+from artpulse_operator.engine.core_types import check_resources
 from artpulse_operator.engine.custom_metrics import MetricSpec, parse_metrics
+from artpulse_operator.engine.pod_spec import (
+    AutoscalingSpec,
+    DisruptionBudgetSpec,
+    ProbesSpec,
+    ProbeTimings,
+)
 from artpulse_operator.engine.spec_reader import Reader as _Reader
 from artpulse_operator.engine.spec_reader import (
     SpecError,
@@ -41,11 +49,13 @@ from artpulse_operator.engine.webhook_spec import (
 __all__ = [
     "DEFAULTS",
     "AnalysisSpec",
+    "AutoscalingSpec",
     "BlueGreenSpec",
     "CanarySpec",
     "CanaryStep",
     "Color",
     "Deprecation",
+    "DisruptionBudgetSpec",
     "GatesSpec",
     "GatewayAPISpec",
     "HeaderMatch",
@@ -58,6 +68,8 @@ __all__ = [
     "NginxSpec",
     "OnInconclusive",
     "ParentRef",
+    "ProbeTimings",
+    "ProbesSpec",
     "PrometheusSpec",
     "Promotion",
     "Provider",
@@ -139,15 +151,31 @@ class NetworkPolicySpec:
 
 @dataclass(frozen=True, slots=True)
 class ServingSpec:
-    """``spec.serving``: how each track's inference pods run."""
+    """``spec.serving``: how each track's inference pods run.
+
+    The pod-shaping fields (from ``image_pull_secrets`` on) are read and checked by
+    ``engine.pod_spec`` and rendered by ``engine.pod_template`` and ``engine.autoscaling``.
+    """
 
     image: str
-    replicas: int = 2
+    replicas: int = 2  # per track; ignored for a track the HPA scales (autoscaling)
     port: int = 8000
     resources: Mapping[str, Any] = field(default_factory=dict)  # core ResourceRequirements
     env: tuple[Mapping[str, Any], ...] = ()  # core EnvVar objects, appended after ours
     secret_ref: str | None = None  # name of a Secret exposed as env (envFrom)
     network_policy: NetworkPolicySpec = field(default_factory=NetworkPolicySpec)
+    image_pull_secrets: tuple[str, ...] = ()  # Secret names of the namespace
+    service_account_name: str | None = None  # None: the namespace's default
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()  # core Toleration objects
+    affinity: Mapping[str, Any] | None = None  # core Affinity
+    topology_spread_constraints: tuple[Mapping[str, Any], ...] = ()
+    pod_labels: Mapping[str, str] = field(default_factory=dict)
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)
+    pod_security_context: Mapping[str, Any] = field(default_factory=dict)  # a checked subset
+    probes: ProbesSpec = field(default_factory=ProbesSpec)
+    disruption_budget: DisruptionBudgetSpec = field(default_factory=DisruptionBudgetSpec)
+    autoscaling: AutoscalingSpec | None = None  # None: fixed replicas, no HPA
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,10 +464,22 @@ def _parse_serving(r: _Reader) -> ServingSpec:
         image=r.str_("image", required=True),
         replicas=r.int_("replicas", 2, minimum=0, maximum=100),
         port=r.int_("port", 8000, minimum=1, maximum=65535),
-        resources=dict(resources),
+        resources=check_resources(resources, r.at("resources")),
         env=tuple(dict(e) for e in env),
         secret_ref=secret_ref,
         network_policy=_parse_network_policy(r.child("networkPolicy")),
+        image_pull_secrets=pod_spec.parse_image_pull_secrets(r),
+        service_account_name=pod_spec.parse_service_account_name(r),
+        node_selector=pod_spec.parse_node_selector(r),
+        tolerations=pod_spec.parse_tolerations(r),
+        affinity=pod_spec.parse_affinity(r),
+        topology_spread_constraints=pod_spec.parse_topology_spread(r),
+        pod_labels=pod_spec.parse_pod_labels(r),
+        pod_annotations=pod_spec.parse_pod_annotations(r),
+        pod_security_context=pod_spec.parse_pod_security_context(r),
+        probes=pod_spec.parse_probes(r),
+        disruption_budget=pod_spec.parse_disruption_budget(r),
+        autoscaling=pod_spec.parse_autoscaling(r),
     )
 
 
@@ -666,9 +706,21 @@ def parse_spec(d: Mapping[str, Any]) -> ModelSpec:
             "needs trafficRouting.provider GatewayAPI or Nginx (the Replicas provider cannot "
             "route by header)",
         )
+    model = _parse_model(r.child("model"))
+    serving = _parse_serving(r.child("serving"))
+    if (
+        serving.autoscaling is not None
+        and routing.provider is Provider.REPLICAS
+        and strategy.type is not StrategyType.SINGLE
+    ):
+        raise SpecError(
+            "spec.serving.autoscaling",
+            "needs trafficRouting.provider GatewayAPI or Nginx (or strategy Single): with the "
+            "Replicas provider the tracks' pod counts are the traffic split",
+        )
     return ModelSpec(
-        model=_parse_model(r.child("model")),
-        serving=_parse_serving(r.child("serving")),
+        model=model,
+        serving=serving,
         strategy=strategy,
         traffic_routing=routing,
         analysis=_parse_analysis(r.child("analysis")),

@@ -11,9 +11,9 @@ Run with ``python -m artpulse_operator`` (which imports this module), or
   ``artpulse.io/action`` annotation being set).
 - ``@kopf.daemon`` per resource reconciles again when the engine's ``requeue_after`` says so;
   while it runs, the resource's per-model metrics are exported (see ``metrics.operator``).
-- ``@kopf.on.event`` on owned Deployments, Services, HTTPRoutes, Ingresses and NetworkPolicies
-  wakes the owner
-  when someone else edited one, so the edit is put back at once.
+- ``@kopf.on.event`` on owned Deployments, Services, HTTPRoutes, Ingresses, NetworkPolicies,
+  PodDisruptionBudgets and HorizontalPodAutoscalers wakes the owner when someone else edited
+  one, so the edit is put back at once.
 - ``POST /webhooks/mlflow`` on the health port (only when ``ARTPULSE_MLFLOW_WEBHOOK_SECRET`` is
   set): MLflow's signed alias webhooks wake the resources following that model at once; the
   daemon's polling stays the fallback.
@@ -161,6 +161,8 @@ async def follow(
 @kopf.on.event("", "v1", "services", labels=OWNED)
 @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OWNED)
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=OWNED)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=OWNED)
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OWNED)
 @kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", labels=OWNED)
 async def owned_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     runtime = memo.get("runtime")

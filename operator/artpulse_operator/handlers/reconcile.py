@@ -12,8 +12,9 @@ One pass, in order (the engine's contract, ``engine/rollout.py``):
    only for allowlisted URLs, else the resource's Secret, else none), then the MLflow aliases
    (unreachable or an unusable Secret: ``aliases=None``, the plan changes nothing else);
 4. run the gate check ``analysis_target`` says is due, if any;
-5. ``plan`` the next status; render ``desired_objects`` from it and apply them (weights first:
-   a rollback is a weight of 0, written before anything else happens);
+5. ``plan`` the next status; render ``desired_objects`` from it (with the replicas each track's
+   Deployment runs, for the autoscaling rules) and apply them (weights first: a rollback is a
+   weight of 0, written before anything else happens);
 6. move aliases and tag versions as the plan says (a failure is retried by the plan itself);
 7. write the status once (optimistic concurrency), post the Events, drop the action annotation.
 
@@ -62,7 +63,7 @@ from artpulse_operator.k8s.apply import ApplyCache, ApplyProblem, SyncResult, sy
 from artpulse_operator.k8s.client import ApiError, KubeClient
 from artpulse_operator.k8s.events import post_event
 from artpulse_operator.k8s.status import ARTPULSE_MODELS, write_status
-from artpulse_operator.k8s.workloads import workloads_ready
+from artpulse_operator.k8s.workloads import Workloads, observe_workloads
 from artpulse_operator.metrics import run_check
 from artpulse_operator.metrics.operator import (
     observe_rollback_latency,
@@ -216,7 +217,7 @@ class Reconciler:
             if target is not None
             else None
         )
-        ready = await self._workloads_ready(namespace, name)
+        workloads = await self._workloads(namespace, name)
         confirmation: GateDecision | None = None
         if rollout.confirmation_due(spec, status) and aliases is not None:
             confirmation = (
@@ -235,7 +236,7 @@ class Reconciler:
                 registry_error=registry_error,
                 gate=gate,
                 action=action,
-                workloads_ready=ready,
+                workloads_ready=workloads.ready,
                 confirmation=confirmation,
             ),
         )
@@ -248,6 +249,8 @@ class Reconciler:
             result.status,
             tracking_uri=self.settings.mlflow_tracking_uri,
             network=self.network,
+            observed_replicas=workloads.replicas,
+            now=now,
         )
         try:
             sync = await sync_owned(
@@ -388,8 +391,8 @@ class Reconciler:
         )
         return gate
 
-    async def _workloads_ready(self, namespace: str, name: str) -> dict[str, bool]:
-        return await workloads_ready(self.kube, namespace, name)
+    async def _workloads(self, namespace: str, name: str) -> Workloads:
+        return await observe_workloads(self.kube, namespace, name)
 
     def _with_apply_problems(
         self,

@@ -23,6 +23,7 @@ from typing import Any
 import kopf
 
 from artpulse_operator.credentials.resolver import CredentialResolver, OperatorAuth
+from artpulse_operator.engine.autoscaling import REPLICAS_HANDOFF_MANAGER
 from artpulse_operator.engine.credentials import HttpAuth, uri_allowed
 from artpulse_operator.engine.desired import FIELD_MANAGER, KIND, LABEL_INSTANCE
 from artpulse_operator.engine.network_policy import DEFAULT_INGRESS_FROM, NetworkPolicyDefaults
@@ -46,8 +47,10 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-# Field managers whose writes to owned objects are not hand edits (controllers, not people).
-IGNORED_MANAGERS = frozenset({FIELD_MANAGER, "kube-controller-manager"})
+# Field managers whose writes to owned objects are not hand edits (controllers, not people):
+# ours, the operator's replicas handoff to an HPA, and kube-controller-manager (an HPA scaling
+# a Deployment writes as it).
+IGNORED_MANAGERS = frozenset({FIELD_MANAGER, REPLICAS_HANDOFF_MANAGER, "kube-controller-manager"})
 DEFAULT_RETRY_S = 5.0
 
 

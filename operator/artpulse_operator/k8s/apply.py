@@ -12,7 +12,16 @@ converged model costs reads, not writes. To save even those, :class:`ApplyCache`
 was applied; the drift watcher forgets an entry when someone else changes the object.
 
 Owned objects of the model that are no longer desired (another provider, a track that went
-away) are deleted, found by the owner labels and checked against the owner's uid.
+away, a PodDisruptionBudget or HorizontalPodAutoscaler switched off) are deleted, found by the
+owner labels and checked against the owner's uid.
+
+A Deployment rendered without ``spec.replicas`` belongs to an HPA (``engine.autoscaling``).
+Server-side apply would *delete* a field its manager stops sending, and the Deployment would
+fall back to one replica until the HPA's next sync. So before such an apply, when the live
+Deployment's ``spec.replicas`` is still ours, the field manager
+``artpulse-operator-handoff`` applies the live value first (the way Kubernetes documents handing
+``replicas`` to an HPA): both own it with the same value, ours then lets go of it, the value
+stays, and the HPA's first write takes it over.
 
 Problems that retrying cannot fix (a route kind that is not installed, a forbidden or invalid
 object) are collected as :class:`ApplyProblem` for a ``Degraded`` condition; anything else
@@ -27,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from artpulse_operator.engine.autoscaling import REPLICAS_HANDOFF_MANAGER
 from artpulse_operator.engine.desired import (
     FIELD_MANAGER,
     LABEL_INSTANCE,
@@ -36,7 +46,15 @@ from artpulse_operator.engine.desired import (
 )
 from artpulse_operator.k8s.client import ApiError, KubeClient, kind_for
 
-__all__ = ["ApplyCache", "ApplyProblem", "SyncResult", "object_key", "sync_owned"]
+__all__ = [
+    "ApplyCache",
+    "ApplyProblem",
+    "SyncResult",
+    "hand_replicas_over",
+    "object_key",
+    "owns_replicas",
+    "sync_owned",
+]
 
 ObjectKey = tuple[str, str, str, str]  # (apiVersion, kind, namespace, name)
 
@@ -154,6 +172,8 @@ async def sync_owned(
             result.skipped += 1
             continue
         try:
+            if _leaves_replicas_to_hpa(obj):
+                await hand_replicas_over(client, obj)
             live = await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
         except ApiError as exc:
             cache.forget(object_key(obj))
@@ -207,3 +227,57 @@ async def _delete_unwanted(
 
 def _owned_by(meta: Mapping[str, Any], owner_uid: str) -> bool:
     return any(ref.get("uid") == owner_uid for ref in meta.get("ownerReferences") or ())
+
+
+# --- handing spec.replicas over to an HPA --------------------------------------------------
+
+
+def _leaves_replicas_to_hpa(obj: Mapping[str, Any]) -> bool:
+    return obj.get("kind") == "Deployment" and "replicas" not in (obj.get("spec") or {})
+
+
+def owns_replicas(live: Mapping[str, Any], manager: str = FIELD_MANAGER) -> bool:
+    """Whether ``manager``'s apply owns the live object's ``spec.replicas``."""
+    for entry in (live.get("metadata") or {}).get("managedFields") or ():
+        if (
+            entry.get("manager") == manager
+            and entry.get("operation") == "Apply"
+            and not entry.get("subresource")
+        ):
+            spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
+            if "f:replicas" in spec:
+                return True
+    return False
+
+
+async def hand_replicas_over(client: KubeClient, obj: Mapping[str, Any]) -> bool:
+    """Let go of ``spec.replicas`` of the live Deployment ``obj`` names without changing it.
+
+    Returns whether a handoff was written. Nothing to do when the Deployment does not exist
+    yet or its replicas are no longer ours; a conflict means someone else (the HPA) changed the
+    value since it was read, so it already owns the field and ours is gone.
+    """
+    kind = kind_for(obj["apiVersion"], obj["kind"])
+    meta = obj["metadata"]
+    try:
+        live = await client.get(kind, meta.get("namespace"), meta["name"])
+    except ApiError as exc:
+        if exc.not_found:
+            return False
+        raise
+    replicas = (live.get("spec") or {}).get("replicas")
+    if replicas is None or not owns_replicas(live):
+        return False
+    handoff = {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "metadata": {"name": meta["name"], "namespace": meta.get("namespace")},
+        "spec": {"replicas": replicas},
+    }
+    try:
+        await client.apply(handoff, field_manager=REPLICAS_HANDOFF_MANAGER, force=False)
+    except ApiError as exc:
+        if exc.conflict:
+            return False
+        raise
+    return True

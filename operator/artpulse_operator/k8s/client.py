@@ -106,6 +106,8 @@ _KINDS: dict[tuple[str, str], ResourceKind] = {
         ResourceKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
         ResourceKind("networking.k8s.io/v1", "Ingress", "ingresses"),
         ResourceKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+        ResourceKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+        ResourceKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
         ResourceKind("v1", "Secret", "secrets"),
         ResourceKind("artpulse.io/v1alpha1", "ArtPulseModel", "artpulsemodels"),
         ResourceKind("artpulse.io/v1alpha1", "ArtPulseMetricTemplate", "artpulsemetrictemplates"),

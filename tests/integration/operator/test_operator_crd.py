@@ -159,6 +159,9 @@ def test_status_is_a_subresource(control_plane: Any, namespace: str) -> None:
         ("apm.spec.analysis.prometheus.credentialsSecretRef", "tls.crt"),
         ("apm.spec.analysis.prometheus.orgId", "X-Scope-OrgID"),
         ("apm.spec.serving.networkPolicy", "egress only to DNS"),
+        ("apm.spec.serving.podSecurityContext", "restricted"),
+        ("apm.spec.serving.autoscaling", "HorizontalPodAutoscaler"),
+        ("apm.spec.serving.disruptionBudget", "unhealthyPodEvictionPolicy"),
         ("apm.status.conditions", "CredentialsResolved"),
     ],
 )

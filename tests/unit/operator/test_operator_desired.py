@@ -173,7 +173,8 @@ def test_deployment_follows_the_workload_contract() -> None:
     assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert pod["terminationGracePeriodSeconds"] > 5 + 10
     assert container["envFrom"] == [{"secretRef": {"name": "art-auth"}}]
-    assert container["resources"] == {"limits": {"cpu": "1"}}
+    # The user's limit stays; memory, named by neither requests nor limits, gets the default.
+    assert container["resources"] == {"limits": {"cpu": "1"}, "requests": {"memory": "256Mi"}}
     # The contract's variables first, in order, then the user's.
     assert [e["name"] for e in container["env"]] == [
         "MODEL_URI",
