@@ -12,7 +12,7 @@ ARGOCD_LUA_ROOT := manifests/argocd/resource_customizations
 ARGOCD_LUA_MODEL := $(ARGOCD_LUA_ROOT)/artpulse.io/ArtPulseModel
 ARGOCD_ACTIONS := manifests/argocd/artpulsemodel-actions.yaml
 
-.PHONY: help install kube-bins release argocd-lua argocd-lua-test argocd-lua-bundle lint fmt test test-unit test-integration test-e2e \
+.PHONY: help install kube-bins release plugin-dist argocd-lua argocd-lua-test argocd-lua-bundle lint fmt test test-unit test-integration test-e2e \
         cluster-up cluster-down cluster-status images peers demo bench bench-judge bench-mlflow-webhook bench-inference bench-images lock oip-proto kind-up kind-down monitoring-up monitoring-down clean
 
 help: ## List every command
@@ -23,6 +23,9 @@ install: ## Create .venv and install everything (Python deps, containerd, runc, 
 
 kube-bins: install ## Build Kubernetes (apiserver, etcd, controller-manager, scheduler, kubelet, kube-proxy, kubectl) from Go modules into ~/.cache/artpulse (once)
 	@$(PY) -m artpulse_dev.controlplane build
+
+plugin-dist: ## The kubectl plugin as one file: dist/kubectl-artpulse (a Python zipapp), its release tarball and dist/krew-artpulse.yaml with the tarball's sha256
+	@python3 plugin/build_dist.py --out dist
 
 images: install ## Build the images (operator, inference, pause, coredns, traefik, prometheus) with buildah into ~/.cache/artpulse/images (cached)
 	@bash hack/images.sh build

@@ -3,7 +3,8 @@
 #   - Debian packages: the node's container runtime (containerd, runc, CNI plugins,
 #     iptables, conntrack), the image tools (buildah, mmdebstrap), promtool, wrk and
 #     chromium (browser tests);
-#   - .venv with the project and its dev tools at the versions in constraints.txt.
+#   - .venv with the project (operator, inference server, kubectl plugin) and its dev tools at
+#     the versions in constraints.txt.
 # A second run checks and returns in a second or two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,16 +33,20 @@ command -v go >/dev/null || { echo "Go is required to build the control plane (h
 
 PYTHON=${PYTHON:-python3.11}
 stamp=.venv/.artpulse-installed
-want=$(cat pyproject.toml operator/pyproject.toml inference/pyproject.toml constraints.txt |
+want=$(cat pyproject.toml operator/pyproject.toml inference/pyproject.toml plugin/pyproject.toml constraints.txt |
   sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install -q --upgrade pip setuptools wheel
-# Three distributions, all editable: the operator, the inference server, and the development
-# project (hack/artpulse_dev, the dev tools) that depends on both. One command, so pip takes
-# the two local projects for the root's requirements on them.
-.venv/bin/pip install -q -c constraints.txt -e operator -e inference -e '.[dev]'
+# Four distributions, all editable: the operator, the inference server, the kubectl plugin
+# (kubectl-artpulse, no dependencies) and the development project (hack/artpulse_dev, the dev
+# tools) that depends on the three. One command, so pip takes the local projects for the
+# root's requirements on them.
+.venv/bin/pip install -q -c constraints.txt -e operator -e inference -e plugin -e '.[dev]'
+# The operator used to install bin/kubectl-artpulse itself; pip's removal of that older
+# operator can take the plugin's script of the same name with it: put it back then.
+[ -x .venv/bin/kubectl-artpulse ] || .venv/bin/pip install -q --no-deps --force-reinstall -e plugin
 echo "$want" > "$stamp"
 echo "installed .venv ($(.venv/bin/python --version))"

@@ -10,20 +10,20 @@ RoleBindings in one team namespace. Who may do what: tests/data/operator/user_rb
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from artpulse_dev._proc import spawn, stop
 from artpulse_dev.controlplane import ControlPlane
-from artpulse_operator import cli
 from artpulse_operator.engine.rollout import ACTION_ANNOTATION
+from kubectl_artpulse.cli import main as plugin_main
 from operator_process import wait_for
 
 pytestmark = pytest.mark.integration
@@ -70,15 +70,14 @@ def _artpulse_grants(plane: ControlPlane, role: str) -> dict[str, set[str]]:
     return grants
 
 
-def _plugin_api(plane: ControlPlane, user: str) -> Any:
-    """The CustomObjectsApi the kubectl plugin uses, as `user` (the client reads no `as:` from
-    a kubeconfig, so the impersonation header is set by hand)."""
-    from kubernetes import client
-    from kubernetes import config as kube_config
-
-    api_client = kube_config.new_client_from_config(config_file=str(plane.kubeconfig))
-    api_client.set_default_header("Impersonate-User", user)
-    return client.CustomObjectsApi(api_client)
+def _plugin(plane: ControlPlane, user: str, *args: str) -> tuple[int, str]:
+    """`kubectl artpulse --as=<user> ARGS`: the plugin's own requests, through the harness's
+    kubectl, impersonating `user` (the plugin forwards --as to kubectl)."""
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ARTPULSE_KUBECTL", str(plane.binaries.kubectl))
+        rc = plugin_main(["--kubeconfig", str(plane.kubeconfig), "--as", user, *args], out=out)
+    return rc, out.getvalue()
 
 
 def _apply_model(plane: ControlPlane, namespace: str, name: str = MODEL) -> None:
@@ -242,9 +241,10 @@ def test_edit_sends_the_plugins_merge_patch(team: Team) -> None:
     """`kubectl artpulse abort`: the plugin's own request, as jane; other annotations stay."""
     plane, ns = team.plane, team.namespace
     plane.kubectl("-n", ns, "annotate", "--overwrite", "apm", MODEL, "team.example/owner=ml")
-    api = _plugin_api(plane, "jane")
-    assert cli.get_model(api, MODEL, ns)["metadata"]["name"] == MODEL
-    cli.request_action(api, MODEL, ns, "abort")
+    rc, out = _plugin(plane, "jane", "get", MODEL, "-n", ns, "-o", "json")
+    assert rc == 0
+    assert json.loads(out)["metadata"]["name"] == MODEL
+    assert _plugin(plane, "jane", "abort", MODEL, "-n", ns)[0] == 0
     annotations = _annotations(plane, ns)
     assert annotations[ACTION_ANNOTATION] == "abort"
     assert annotations["team.example/owner"] == "ml"
@@ -270,7 +270,9 @@ def test_edit_cannot_write_the_status(team: Team) -> None:
     assert status["status"]["phase"] == "Progressing"
 
 
-def test_edit_cannot_touch_a_model_in_another_namespace(team: Team) -> None:
+def test_edit_cannot_touch_a_model_in_another_namespace(
+    team: Team, capsys: pytest.CaptureFixture[str]
+) -> None:
     plane, other = team.plane, team.other
     for args in (
         ("get", "apm", MODEL),
@@ -281,11 +283,12 @@ def test_edit_cannot_touch_a_model_in_another_namespace(team: Team) -> None:
         assert result.returncode != 0, args
         assert "Forbidden" in result.stderr, args
     assert ACTION_ANNOTATION not in _annotations(plane, other)
-    with pytest.raises(cli.CliError, match="forbidden"):
-        cli.request_action(_plugin_api(plane, "jane"), MODEL, other, "promote")
+    capsys.readouterr()
+    assert _plugin(plane, "jane", "promote", MODEL, "-n", other)[0] == 1
+    assert "forbidden" in capsys.readouterr().err
 
 
-def test_view_reads_but_cannot_act(team: Team) -> None:
+def test_view_reads_but_cannot_act(team: Team, capsys: pytest.CaptureFixture[str]) -> None:
     plane, ns = team.plane, team.namespace
     before = _annotations(plane, ns).get(ACTION_ANNOTATION)
     got = _as(plane, "vic", "-n", ns, "get", "apm", MODEL)
@@ -296,10 +299,12 @@ def test_view_reads_but_cannot_act(team: Team) -> None:
     )  # fmt: skip
     assert refused.returncode != 0
     assert "Forbidden" in refused.stderr
-    api = _plugin_api(plane, "vic")
-    assert cli.get_model(api, MODEL, ns)["metadata"]["name"] == MODEL  # `kubectl artpulse status`
-    with pytest.raises(cli.CliError, match="forbidden"):
-        cli.request_action(api, MODEL, ns, "pause")
+    rc, out = _plugin(plane, "vic", "get", MODEL, "-n", ns, "-o", "json")  # `kubectl artpulse get`
+    assert rc == 0
+    assert json.loads(out)["metadata"]["name"] == MODEL
+    capsys.readouterr()
+    assert _plugin(plane, "vic", "pause", MODEL, "-n", ns)[0] == 1
+    assert "forbidden" in capsys.readouterr().err
     assert _annotations(plane, ns).get(ACTION_ANNOTATION) == before
 
 

@@ -2,10 +2,11 @@
 
 Dockerfile.operator and Dockerfile.inference each build one Python distribution
 (operator/pyproject.toml: artpulse-operator, inference/pyproject.toml: artpulse-inference); the
-root pyproject.toml is the development project and goes into no image. What a build would trip
+root pyproject.toml is the development project and goes into no image, nor does the kubectl
+plugin (plugin/pyproject.toml: artpulse-kubectl, `make plugin-dist`). What a build would trip
 over is checked without building: every COPY source exists and is not excluded by
 .dockerignore, each image copies and installs only its own distribution, the lock the images
-install from pins every dependency of the three projects, the operator's distribution declares
+install from pins every dependency of the four projects, the operator's distribution declares
 no ML library, the final stage runs as a fixed non-root uid behind tini, and the commands the
 images run are console scripts or modules the right distribution declares. The small images of
 the local node (images/<program>/Dockerfile) are checked for a scratch base, a non-root user and
@@ -39,6 +40,8 @@ DISTRIBUTIONS = {
     "Dockerfile.operator": ("operator", "artpulse-operator", "artpulse_operator"),
     "Dockerfile.inference": ("inference", "artpulse-inference", "artpulse_inference"),
 }
+# The kubectl plugin's distribution: built by `make plugin-dist`, in no image.
+PLUGIN_DISTRIBUTION = ("plugin", "artpulse-kubectl", "kubectl_artpulse")
 # Not in the operator: the ML stack (about 1 GB of the old single image).
 ML_STACK = ["scikit-learn", "mlflow", "pandas", "pyarrow", "matplotlib", "scipy", "pillow", "numpy"]
 SMALL_IMAGES = ["pause", "coredns", "traefik", "prometheus"]
@@ -283,7 +286,8 @@ def test_commands_are_declared_console_scripts_or_modules() -> None:
     operator = commands["Dockerfile.operator"]
     assert operator[:2] == ["python", "-m"], operator
     assert importlib.util.find_spec(f"{operator[2]}.__main__") is not None, operator
-    assert set(console_scripts("operator")) == {"kubectl-artpulse"}
+    # The kubectl plugin is a distribution of its own (plugin/pyproject.toml), in no image.
+    assert console_scripts("operator") == {}
     assert "scripts" not in pyproject()["project"], "the dev project installs no command"
 
 
@@ -298,11 +302,11 @@ def test_distributions_hold_their_own_packages() -> None:
     assert root == {"where": ["hack"], "include": ["artpulse_dev*"]}
 
 
-def test_the_dev_project_pins_both_distributions_at_their_versions() -> None:
+def test_the_dev_project_pins_its_distributions_at_their_versions() -> None:
     """pip takes the editable projects for these pins; a version bump must move both sides."""
     wanted = {
         name: pyproject(directory)["project"]["version"]
-        for directory, name, _ in DISTRIBUTIONS.values()
+        for directory, name, _ in [*DISTRIBUTIONS.values(), PLUGIN_DISTRIBUTION]
     }
     pins = {
         requirement_name(r): r.split("==", 1)[1]
@@ -387,7 +391,7 @@ def test_the_lock_pins_every_dependency() -> None:
     assert not [name for name in pinned if name.startswith("artpulse")], (
         "the project's own distributions must not be in its lock"
     )
-    for directory in [".", "operator", "inference"]:
+    for directory in [".", "operator", "inference", "plugin"]:
         project = pyproject(directory)["project"]
         requirements = list(project["dependencies"])
         for extra in project.get("optional-dependencies", {}).values():

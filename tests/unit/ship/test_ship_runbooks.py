@@ -10,7 +10,7 @@ of it (lowercase, spaces to `-`, punctuation dropped, `-1`, `-2` ... for repeats
 
 The runbooks' fenced blocks are all shell, and every command in them starts with one of a
 handful of tools: a cheap guard against a command invented while writing. `kubectl artpulse`
-invocations must parse with the plugin's own argument parser, and `make` targets must be in
+invocations must parse with the plugin's own argument parser (plugin/kubectl_artpulse), and `make` targets must be in
 the Makefile. Links between the runbooks must land on a heading too.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from artpulse_operator.cli import build_parser
+from kubectl_artpulse.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[3]
 RUNBOOKS = REPO / "docs" / "runbooks"
