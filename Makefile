@@ -11,8 +11,11 @@ PYTEST_ARGS ?=
 ARGOCD_LUA_ROOT := manifests/argocd/resource_customizations
 ARGOCD_LUA_MODEL := $(ARGOCD_LUA_ROOT)/artpulse.io/ArtPulseModel
 ARGOCD_ACTIONS := manifests/argocd/artpulsemodel-actions.yaml
+# The Helm chart, and the helm that lints and renders it (hack/go-bins, built once).
+CHART := charts/artpulse
+HELM = $$(bash hack/go-bins/build.sh helm)
 
-.PHONY: help install kube-bins release plugin-dist argocd-lua argocd-lua-test argocd-lua-bundle lint fmt test test-unit test-integration test-e2e \
+.PHONY: help install kube-bins release plugin-dist argocd-lua argocd-lua-test argocd-lua-bundle helm chart-files lint fmt test test-unit test-integration test-e2e \
         cluster-up cluster-down cluster-status images peers demo bench bench-judge bench-mlflow-webhook bench-inference bench-images lock oip-proto kind-up kind-down monitoring-up monitoring-down clean
 
 help: ## List every command
@@ -40,7 +43,18 @@ argocd-lua-test: argocd-lua ## Argo CD health and action tests of manifests/argo
 argocd-lua-bundle: argocd-lua ## Rewrite manifests/argocd/artpulsemodel-actions.yaml (the argocd-cm actions value) from actions/*.lua
 	@bin=$$(bash hack/argocd-lua/build.sh) && "$$bin" bundle $(ARGOCD_LUA_MODEL) $(ARGOCD_ACTIONS)
 
-lint: install argocd-lua-test ## ruff (lint + format check), mypy, import-linter, hadolint, promtool, the Argo CD Lua tests
+helm: ## Build helm (Helm 4, from its Go module pinned in hack/go-bins/helm) into ~/.cache/artpulse/bin (once)
+	@bash hack/go-bins/build.sh helm >/dev/null
+
+chart-files: ## Copy into charts/artpulse what it ships from elsewhere: the CRDs, Prometheus rules, Grafana dashboards, Argo CD scripts, LICENSE
+	cp crds/artpulsemodel.yaml crds/artpulsemetrictemplate.yaml manifests/crds/kopf-peering-crds.yaml $(CHART)/crds/
+	rm -f $(CHART)/files/prometheus-rules/* $(CHART)/files/grafana-dashboards/*
+	cp observability/prometheus/rules/*.yml $(CHART)/files/prometheus-rules/
+	cp observability/grafana/dashboards/*.json $(CHART)/files/grafana-dashboards/
+	cp $(ARGOCD_LUA_MODEL)/health.lua $(ARGOCD_ACTIONS) $(CHART)/files/argocd/
+	cp LICENSE $(CHART)/LICENSE
+
+lint: install argocd-lua-test helm ## ruff (lint + format check), mypy, import-linter, hadolint, promtool, the Argo CD Lua tests, helm lint and template of the chart
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -48,6 +62,12 @@ lint: install argocd-lua-test ## ruff (lint + format check), mypy, import-linter
 	$(VENV)/bin/hadolint Dockerfile.operator Dockerfile.inference images/*/Dockerfile
 	promtool check rules observability/prometheus/rules/*.yml
 	promtool test rules observability/prometheus/tests/*.yml
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --set rbac.scope=namespace
+	$(HELM) template artpulse $(CHART) -n artpulse-system --include-crds >/dev/null
+	$(HELM) template artpulse $(CHART) -n artpulse-system --set rbac.scope=namespace >/dev/null
+	$(HELM) template artpulse $(CHART) -n artpulse-system --set monitoring.podMonitor.enabled=true \
+	  --set monitoring.prometheusRule.enabled=true --set grafana.dashboards.enabled=true --set argocd.enabled=true >/dev/null
 
 fmt: install ## Format and autofix with ruff
 	$(VENV)/bin/ruff check --fix .

@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # Builds the third-party programs of the local cluster (coredns, traefik,
 # prometheus) from the Go modules pinned in <name>/go.mod, plus our own pause,
-# once each, into
+# and the developer tool helm (make lint, make helm: charts/artpulse), once each, into
 #   ${ARTPULSE_CACHE:-~/.cache/artpulse}/bin/<name>-<version>/<name>
 # and prints the path of each binary, one per line (progress goes to stderr).
 # A second run reuses what is there. Go's module and build caches live beside
 # it, outside the repository. Versions come from VERSIONS. A cold build takes
-# about 3 min (coredns) and 8 min each (traefik, prometheus) on two cores.
+# about 3 min each (coredns, helm) and 8 min each (traefik, prometheus) on two cores.
 #
-#   usage: build.sh [coredns|traefik|prometheus|pause]...   (no argument = all)
+#   usage: build.sh [coredns|traefik|prometheus|pause|helm]...
+#   (no argument = the local cluster's four, `all` below; helm only when named)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${ARTPULSE_CACHE:-$HOME/.cache/artpulse}
 export GOMODCACHE="$cache/gomod" GOCACHE="$cache/gocache" CGO_ENABLED=0 GOFLAGS=-mod=mod
 all=(coredns traefik prometheus pause)
+tools=(helm)
+known="${all[*]} ${tools[*]}"
 
 version_of() { # name
   local v
   v=$(awk -v n="$1" '$1 == n {print $2; exit}' "$here/VERSIONS")
-  if [ -z "$v" ]; then echo "build.sh: no version for $1 in $here/VERSIONS (known: ${all[*]})" >&2; exit 2; fi
+  if [ -z "$v" ]; then echo "build.sh: no version for $1 in $here/VERSIONS (known: $known)" >&2; exit 2; fi
   echo "$v"
 }
 
@@ -46,10 +49,17 @@ build() { # name
       stamp+=" -X github.com/prometheus/common/version.Branch=HEAD"
       stamp+=" -X github.com/prometheus/common/version.BuildUser=artpulse"
       stamp+=" -X github.com/prometheus/common/version.BuildDate=19700101-00:00:00" ;;
+    helm)
+      # The variables Helm's own Makefile stamps; metadata stays empty, as for a tagged release,
+      # and gitCommit holds the version (a module build has no commit).
+      pkg=helm.sh/helm/v4/cmd/helm
+      stamp+=" -X helm.sh/helm/v4/internal/version.version=$version"
+      stamp+=" -X helm.sh/helm/v4/internal/version.gitCommit=$version"
+      stamp+=" -X helm.sh/helm/v4/internal/version.gitTreeState=clean" ;;
     pause)
       pkg=.
       stamp+=" -X main.version=$version" ;;
-    *) echo "build.sh: no build recipe for $name (known: ${all[*]})" >&2; exit 2 ;;
+    *) echo "build.sh: no build recipe for $name (known: $known)" >&2; exit 2 ;;
   esac
   out="$cache/bin/$name-$version"
   if [ ! -x "$out/$name" ]; then

@@ -34,6 +34,7 @@ SCENARIOS = (
     "staging",
     "production",
     "install",
+    "helm",
 )
 
 

@@ -11,7 +11,11 @@ dry-run one never deciding.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -83,6 +87,23 @@ def test_judge_catches_a_slow_candidate_at_10_percent(artpulse: E2E) -> None:
     assert metrics["canary-p99-dry-run"]["verdict"] == "Fail", metrics
     assert "canary-p99-dry-run" not in analysis["failedGates"]
     assert story.version_tags(bad).get("artpulse.rollout.result") == "rolled_back"
+    # CI gates on the plugin: `kubectl artpulse status` exits non-zero on this rollback.
+    gate = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kubectl-artpulse"),
+            "-n", story.namespace, "status", story.name, "--timeout", "30s",
+        ],
+        env={
+            **os.environ,
+            "ARTPULSE_KUBECTL": str(artpulse.local.node.binaries.kubectl),
+            "KUBECONFIG": str(artpulse.local.kubeconfig),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert gate.returncode == 1, (gate.returncode, gate.stdout, gate.stderr)
+    assert "RolledBack" in gate.stdout + gate.stderr
     # Back on stable: the header reaches stable again (the canary's pods are gone).
     wait_for(lambda: _answered_by(story, HEADER) == v1, 120, "header traffic back on v1")
     # Leave the node as the later scenarios expect it: their models alone on it.

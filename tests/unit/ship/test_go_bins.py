@@ -1,6 +1,6 @@
 """Static checks of hack/go-bins (nothing is downloaded or built here).
 
-hack/go-bins/build.sh builds coredns, traefik and prometheus from the Go modules that
+hack/go-bins/build.sh builds coredns, traefik, prometheus and helm from the Go modules that
 <name>/go.mod requires, and names its output directory after the version in VERSIONS; the two
 must agree, or the cache would hold a binary under the wrong version. Traefik's go.mod carries
 replace directives that only apply in the main module, so the wrapper must repeat exactly those.
@@ -19,6 +19,7 @@ PINNED = {
     "coredns": ("github.com/coredns/coredns", "v1.15.0"),
     "traefik": ("github.com/traefik/traefik/v3", "v3.6.12"),
     "prometheus": ("github.com/prometheus/prometheus", "v0.316.0"),
+    "helm": ("helm.sh/helm/v4", "v4.3.2"),
 }
 
 # From traefik v3.6.12's own go.mod (its replace block).
@@ -74,18 +75,28 @@ def test_traefik_repeats_exactly_the_upstream_replaces() -> None:
     assert replaces == TRAEFIK_REPLACES
 
 
-@pytest.mark.parametrize("name", ["coredns", "prometheus", "pause"])
+@pytest.mark.parametrize("name", ["coredns", "prometheus", "helm", "pause"])
 def test_other_modules_replace_nothing(name: str) -> None:
     assert directives(GO_BINS / name / "go.mod", "replace") == []
 
 
 def test_build_script_knows_every_program() -> None:
+    """With no argument it builds the local cluster's programs; helm (a tool) only when named."""
     script = (GO_BINS / "build.sh").read_text()
     (default,) = re.findall(r"^all=\(([^)]*)\)", script, flags=re.MULTILINE)
+    (tools,) = re.findall(r"^tools=\(([^)]*)\)", script, flags=re.MULTILINE)
     assert default.split() == ["coredns", "traefik", "prometheus", "pause"]
-    for name in default.split():
+    assert tools.split() == ["helm"]
+    for name in default.split() + tools.split():
         assert re.search(rf"^\s*{name}\)", script, flags=re.MULTILINE), f"no case for {name}"
         assert name in versions_file()
+    assert set(versions_file()) == set(default.split() + tools.split())
+
+
+def test_helm_is_stamped_with_its_version() -> None:
+    """`helm version` says the pinned release, as Helm's own Makefile stamps it."""
+    script = (GO_BINS / "build.sh").read_text()
+    assert "-X helm.sh/helm/v4/internal/version.version=$version" in script
 
 
 def test_pause_uses_only_the_standard_library() -> None:
