@@ -7,6 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 PYTEST_ARGS ?=
+# e.g. LOADTEST_ARGS='--duration 10 --namespace ml --name art-classifier'; REPORT_ARGS the same for the one-pager.
+LOADTEST_ARGS ?=
+REPORT_ARGS ?=
 # Argo CD resource customizations (Argo CD's layout) and the argocd-cm actions value made from them.
 ARGOCD_LUA_ROOT := manifests/argocd/resource_customizations
 ARGOCD_LUA_MODEL := $(ARGOCD_LUA_ROOT)/artpulse.io/ArtPulseModel
@@ -16,7 +19,7 @@ CHART := charts/artpulse
 HELM = $$(bash hack/go-bins/build.sh helm)
 
 .PHONY: help install kube-bins release plugin-dist argocd-lua argocd-lua-test argocd-lua-bundle helm chart-files lint fmt test test-unit test-integration test-e2e \
-        cluster-up cluster-down cluster-status images peers demo bench bench-judge bench-mlflow-webhook bench-inference bench-images lock oip-proto kind-up kind-down monitoring-up monitoring-down clean
+        cluster-up cluster-down cluster-status images peers demo loadtest loadtest-report business-impact-report bench bench-judge bench-mlflow-webhook bench-inference bench-images lock oip-proto kind-up kind-down monitoring-up monitoring-down clean
 
 help: ## List every command
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -103,6 +106,15 @@ peers: ## The servers we are compared with (MLServer + mlserver-sklearn, KServe)
 
 demo: install kube-bins ## The whole story on the local cluster: train, roll out, promote, roll back a bad model (a few minutes)
 	@$(PY) hack/demo.py
+
+loadtest: install ## k6 (else wrk) through the local cluster's Gateway at a served model (one is set up if none); raw results in artifacts/loadtest/
+	@$(PY) loadtest/cluster_reports.py loadtest $(LOADTEST_ARGS)
+
+loadtest-report: install ## artifacts/loadtest_report.md from artifacts/loadtest/*.json and the machine
+	@$(PY) loadtest/cluster_reports.py loadtest-report
+
+business-impact-report: install ## artifacts/business_impact_onepager.md: p95 (Prometheus), accuracy/F1 (MLflow), lead and rollback times (status), each with its source
+	@$(PY) loadtest/cluster_reports.py business-impact $(REPORT_ARGS)
 
 bench: install kube-bins peers ## Run the benchmarks in loadtest/ and write docs/benchmarks.md
 	$(PY) loadtest/bench_features.py

@@ -8,6 +8,7 @@
     kubectl artpulse promote|abort|retry|pause|resume NAME
     kubectl artpulse history NAME [-o json|yaml]
     kubectl artpulse version [--client] [-o json|yaml]
+    kubectl artpulse dashboard [--port 3100] [-A]     a web page of the rollouts, behind a token
     kubectl artpulse completion bash|zsh
 
 kubectl's flags (``-n``, ``--context``, ``--kubeconfig``, ``--as`` ...) are taken anywhere
@@ -37,8 +38,8 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO
 
 from kubectl_artpulse import __version__
+from kubectl_artpulse.actions import request_action
 from kubectl_artpulse.contract import (
-    ACTION_ANNOTATION,
     ACTIONS,
     CRD_NAME,
     GROUP,
@@ -69,6 +70,7 @@ PROG = "kubectl artpulse"
 WATCH_RESTART_DELAY_S = 1.0
 # ``version`` asks the server for what it can see, but never waits long for it.
 VERSION_REQUEST_TIMEOUT = "5s"
+DASHBOARD_PORT = 3100
 
 
 # --- the command line, as data (the parser and the shell completion are made from it) -------
@@ -241,6 +243,25 @@ COMMANDS: dict[str, Command] = {
         options=(
             Option(("--client",), "only the plugin's own version (no cluster needed)"),
             _output("json", "yaml"),
+        ),
+    ),
+    "dashboard": Command(
+        "a web page of the models, their timelines and actions, on 127.0.0.1, behind a token",
+        takes_name=False,
+        options=(
+            Option(("--port",), "the port to listen on (0: any free one)", "PORT"),
+            Option(
+                ("--address",),
+                "the address to listen on (default 127.0.0.1; only this host reaches it)",
+                "ADDRESS",
+            ),
+            Option(
+                ("--prometheus",),
+                "the Prometheus Service to ask through the API server (default: the model's "
+                "spec.analysis.prometheus.address, else artpulse-system/prometheus:9090)",
+                "NAMESPACE/SERVICE:PORT",
+            ),
+            Option(("--no-browser",), "do not open the page in a browser, only print its URL"),
         ),
     ),
     "completion": Command(
@@ -534,10 +555,7 @@ def cmd_watch(ctx: Invocation) -> int:
 
 def cmd_action(ctx: Invocation) -> int:
     action, name = ctx.args.command, ctx.args.name
-    patch = json.dumps({"metadata": {"annotations": {ACTION_ANNOTATION: action}}})
-    obj = ctx.kubectl.json(
-        "patch", RESOURCE, name, *_ns(ctx.args.namespace), "--type=merge", "--patch", patch
-    )
+    obj = request_action(ctx.kubectl, name, ctx.args.namespace, action)
     namespace = _where(obj)[0] if isinstance(obj, dict) else ctx.args.namespace
     ctx.say(
         f"{action} requested for {SINGULAR} {namespace}/{name}; follow it with: "
@@ -651,6 +669,37 @@ def cmd_version(ctx: Invocation) -> int:
     return 0
 
 
+def cmd_dashboard(ctx: Invocation) -> int:
+    from kubectl_artpulse.dashboard import Dashboard, serve
+    from kubectl_artpulse.promql import parse_service
+
+    args = ctx.args
+    try:
+        port = int(args.port) if args.port is not None else DASHBOARD_PORT
+        if not 0 <= port <= 65535:
+            raise ValueError
+    except ValueError:
+        raise CliError(f"--port: not a port number: {args.port!r}") from None
+    try:
+        prometheus = parse_service(args.prometheus) if args.prometheus else None
+    except ValueError as exc:
+        raise CliError(f"--prometheus: {exc}") from None
+    dashboard = Dashboard(
+        ctx.kubectl,
+        namespace=None if args.all_namespaces else args.namespace,
+        all_namespaces=args.all_namespaces,
+        prometheus=prometheus,
+        address=args.address or "127.0.0.1",
+        port=port,
+    )
+    try:
+        return serve(dashboard, ctx.out, open_browser=not args.no_browser)
+    except OSError as exc:
+        raise CliError(
+            f"cannot listen on {dashboard.address}:{port}: {exc.strerror or exc}"
+        ) from exc
+
+
 def cmd_completion(ctx: Invocation) -> int:
     from kubectl_artpulse.completion import script
 
@@ -665,6 +714,7 @@ HANDLERS: dict[str, Callable[[Invocation], int]] = {
     "watch": cmd_watch,
     "history": cmd_history,
     "version": cmd_version,
+    "dashboard": cmd_dashboard,
     "completion": cmd_completion,
     **dict.fromkeys(ACTIONS, cmd_action),
 }
@@ -718,8 +768,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if args.command is None:
         build_parser().print_help(out)
         return 0
-    if args.all_namespaces and args.command != "list":
-        sys.stderr.write("error: -A/--all-namespaces applies to list only\n")
+    if args.all_namespaces and args.command not in ("list", "dashboard"):
+        sys.stderr.write("error: -A/--all-namespaces applies to list and dashboard only\n")
         return 1
     kubectl = Kubectl(kubectl_binary(), tuple(connection_flags(vars(args))))
     ctx = Invocation(args, kubectl, out, _palette(out))

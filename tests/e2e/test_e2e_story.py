@@ -12,6 +12,8 @@ goes through the Gateway, with an API key.
   failed check, again without a failed request; Events and `status.history` tell it.
 - BlueGreen: a bad candidate takes over after the switch, fails its verification and the
   colours flip back at once to the old colour, kept warm (its pods never restarted).
+- The canary's story, measured: the business-impact one-pager's figures (Prometheus, MLflow,
+  the status history) and a short wrk run through the Gateway (e2e_reports.py).
 - The active operator pod is deleted in the middle of a canary: the standby takes over,
   no step is repeated or skipped, one promotion.
 
@@ -21,10 +23,12 @@ The driver (`Story`) is the one `make demo` uses (artpulse_dev.story).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from artpulse_dev.story import Story, parse_time, rollout_record
 
+from .e2e_reports import assert_reports_from_the_story
 from .e2e_support import (
     E2E,
     assert_no_failed_requests,
@@ -51,8 +55,11 @@ def pod_uids(story: Story, track: str) -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.endswith("Running")}
 
 
-def test_canary_promotes_a_good_version_and_rolls_back_a_bad_one(artpulse: E2E) -> None:
+def test_canary_promotes_a_good_version_and_rolls_back_a_bad_one(
+    artpulse: E2E, tmp_path: Path
+) -> None:
     story, v1, v2 = artpulse.start("canary", "canary.yaml")
+    scenario_started = time.time()
     load = story.start_traffic(rps=20)
     story.start_sampler(interval=0.5)
     try:
@@ -131,6 +138,12 @@ def test_canary_promotes_a_good_version_and_rolls_back_a_bad_one(artpulse: E2E) 
     assert any(v3 in str(e.get("message")) for e in warnings), warnings
     assert v1 != v2
     assert_no_failed_requests(rollback_failures)
+
+    # The reports of `make business-impact-report` and `make loadtest`, from what this
+    # scenario left: a promotion, a rollback, minutes of traffic (e2e_reports.py).
+    assert_reports_from_the_story(
+        artpulse.local, story, scenario_started, time.time(), v2, tmp_path
+    )
 
 
 def test_bluegreen_rolls_back_a_bad_candidate_at_once(artpulse: E2E) -> None:

@@ -495,7 +495,7 @@ def test_no_kubectl(
     [
         (["bogus"], "error: argument COMMAND: invalid choice: 'bogus'"),
         (["status"], "error: the following arguments are required: NAME"),
-        (["get", NAME, "-A"], "error: -A/--all-namespaces applies to list only"),
+        (["get", NAME, "-A"], "error: -A/--all-namespaces applies to list and dashboard only"),
         (
             ["status", NAME, "--timeout", "soon"],
             "error: argument --timeout: invalid duration 'soon'",
