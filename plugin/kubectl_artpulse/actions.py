@@ -34,6 +34,8 @@ def available_actions(obj: Mapping[str, Any]) -> dict[str, bool]:
 
     - promote: a rollout is under way (Shadowing, Progressing, Degraded) and not paused; while
       Promoting only a blue-green switch whose verifying check has not passed yet;
+    - promote-full: the same (a blue-green switch the operator refuses while the new colour's
+      pods are not ready, which the object does not show);
     - abort: the same rollouts (also while paused), or a blue-green promotion whose old colour
       is still warm (``status.previous`` and ``status.scaleDownAt`` set);
     - retry: no rollout under way and a candidate failed (``status.failedVersions``);
@@ -57,6 +59,7 @@ def available_actions(obj: Mapping[str, Any]) -> dict[str, bool]:
     failed_candidate = bool(status.get("failedVersions"))
     enabled = {
         "promote": not (paused or not rolling or promotion_under_way),
+        "promote-full": not (paused or not rolling or promotion_under_way),
         "abort": (rolling and not promotion_under_way) or warm_old_colour,
         "retry": not (rolling or not failed_candidate),
         "pause": not paused,

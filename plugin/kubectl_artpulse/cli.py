@@ -227,7 +227,15 @@ COMMANDS: dict[str, Command] = {
         ),
     ),
     "watch": Command("show one model, then a line for every change", options=(TIMEOUT,)),
-    "promote": Command("advance one step, end the shadow phase, switch colours, or promote now"),
+    "promote": Command(
+        "advance one step, end the shadow phase, switch colours, or promote now",
+        options=(
+            Option(
+                ("--full",),
+                "promote now: skip the remaining steps, the analysis and the confirmation",
+            ),
+        ),
+    ),
     "abort": Command(
         "roll the candidate back now (BlueGreen: flip back while the old colour is warm)"
     ),
@@ -555,6 +563,8 @@ def cmd_watch(ctx: Invocation) -> int:
 
 def cmd_action(ctx: Invocation) -> int:
     action, name = ctx.args.command, ctx.args.name
+    if action == "promote" and getattr(ctx.args, "full", False):
+        action = "promote-full"
     obj = request_action(ctx.kubectl, name, ctx.args.namespace, action)
     namespace = _where(obj)[0] if isinstance(obj, dict) else ctx.args.namespace
     ctx.say(
@@ -716,7 +726,7 @@ HANDLERS: dict[str, Callable[[Invocation], int]] = {
     "version": cmd_version,
     "dashboard": cmd_dashboard,
     "completion": cmd_completion,
-    **dict.fromkeys(ACTIONS, cmd_action),
+    **dict.fromkeys((a for a in ACTIONS if a in COMMANDS), cmd_action),
 }
 
 

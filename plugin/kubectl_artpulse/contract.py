@@ -19,7 +19,7 @@ RESOURCE = f"{PLURAL}.{VERSION}.{GROUP}"
 
 # The operator acts on this annotation once, records it in status.lastAction and removes it.
 ACTION_ANNOTATION = "artpulse.io/action"
-ACTIONS = ("promote", "abort", "retry", "pause", "resume")
+ACTIONS = ("promote", "promote-full", "abort", "retry", "pause", "resume")
 
 # Labels of the pods of a model's tracks (engine.desired.owner_labels plus the track).
 LABEL_NAME = "app.kubernetes.io/name"

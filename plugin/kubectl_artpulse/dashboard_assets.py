@@ -116,7 +116,7 @@ APP_JS = r"""
   const SVG_NS = "http://www.w3.org/2000/svg";
   const LIST_POLL_MS = 3000;
   const DETAIL_POLL_MS = 5000;
-  const ACTIONS = ["promote", "abort", "retry", "pause", "resume"];
+  const ACTIONS = ["promote", "promote-full", "abort", "retry", "pause", "resume"];
   const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
   const PHASE_CLASS = {
     Stable: "ok", RolledBack: "bad", Degraded: "bad", Failed: "bad", Paused: "paused",

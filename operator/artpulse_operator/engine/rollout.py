@@ -50,7 +50,10 @@ Semantics (DESIGN.md section 2):
   Warning Event naming the failing gates and values. With ``rollback.automatic: false`` the
   phase is Degraded instead and the weights hold until ``abort`` or ``promote``.
 - Actions (``artpulse.io/action``): promote (advance one step / end the shadow phase / switch /
-  override Degraded), abort (roll back now; for BlueGreen within ``scaleDownDelay`` after a
+  override Degraded), promote-full (promote now: the remaining steps, the shadow phase, the
+  analysis and the confirmPromotion webhook are skipped, as Argo Rollouts' ``promote --full``;
+  a blue-green switch still waits for the new colour's pods, and is refused until they are
+  ready), abort (roll back now; for BlueGreen within ``scaleDownDelay`` after a
   promotion: flip back), retry, pause, resume. Each is handled once and recorded in
   ``status.lastAction``. ``spec.paused`` pauses and resumes likewise. Paused: nothing moves,
   no checks run; resume restarts the current step's hold.
@@ -123,7 +126,7 @@ __all__ = [
 ]
 
 ACTION_ANNOTATION = "artpulse.io/action"
-ACTIONS = ("promote", "abort", "retry", "pause", "resume")
+ACTIONS = ("promote", "promote-full", "abort", "retry", "pause", "resume")
 
 # Phases in which a rollout is under way (a Paused status looks at ``pausedFrom``).
 ROLLING = frozenset({Phase.SHADOWING, Phase.PROGRESSING, Phase.PROMOTING, Phase.DEGRADED})
@@ -356,6 +359,7 @@ class _Planner:
     tags: list[VersionTag] = field(default_factory=list)
     action_handled: bool = False
     promote_requested: bool = False
+    full_promote_requested: bool = False
     # The status as read: what the last reconcile rendered and applied (see workload_ready).
     before: RolloutStatus | None = None
 
@@ -448,7 +452,8 @@ class _Planner:
         self.action_handled = True
         self.update(last_action=ActionRecord(action, self.now, outcome))
         if accepted:
-            self.event("Normal", f"Action{action.capitalize()}", outcome)
+            words = "".join(w.capitalize() for w in action.split("-"))  # ActionPromoteFull
+            self.event("Normal", f"Action{words}", outcome)
         else:
             self.event("Warning", "ActionIgnored", f"{action}: {outcome}")
 
@@ -469,7 +474,8 @@ class _Planner:
             else:
                 self.resume()
                 self.record_action(action, "resumed", True)
-        elif action == "promote":
+        elif action in ("promote", "promote-full"):
+            full = action == "promote-full"
             if paused:
                 self.record_action(action, "paused: resume first", False)
             elif not self.rolling():
@@ -478,9 +484,19 @@ class _Planner:
                 self.kind is StrategyType.BLUE_GREEN and not _bg_verified(s)
             ):
                 self.record_action(action, "promotion already under way", False)
+            elif full and self.switch_would_wait():
+                self.record_action(
+                    action,
+                    "the new colour's pods are not ready yet: promote-full switches all "
+                    "traffic to them at once; try again when they are",
+                    False,
+                )
             else:
                 self.promote_requested = True
-                self.record_action(action, "promote requested", True)
+                self.full_promote_requested = full
+                self.record_action(
+                    action, "full promotion requested" if full else ("promote requested"), True
+                )
         elif action == "abort":
             if (
                 self.rolling()
@@ -792,6 +808,14 @@ class _Planner:
         if stable_rv is not None and stable_rv.version == s.candidate.version:
             self.finish_promotion()
             return
+        if self.full_promote_requested:
+            # A person decided: no step, shadow, analysis or confirmation is waited for.
+            self.promote(
+                "promoted in full by the promote-full action (remaining steps and analysis "
+                "skipped)",
+                verified=True,
+            )
+            return
         phase = s.phase
         gate = self.obs.gate
         if gate is not None and _target(self.spec, s) is not None:
@@ -901,6 +925,12 @@ class _Planner:
             self.switch_colors()
         elif checked:
             self.update(message="preview passed: waiting for a promote action")
+
+    def switch_would_wait(self) -> bool:
+        """A blue-green rollout not switched yet whose new colour's pods are not ready."""
+        if self.kind is not StrategyType.BLUE_GREEN or self.s.previous is not None:
+            return False
+        return not self.workload_ready(self.candidate_track())
 
     def confirmed(self) -> bool:
         """The ``confirmPromotion`` webhook gate (Flagger's confirm-promotion): promotion waits

@@ -350,12 +350,24 @@ def test_watch_stops_at_its_timeout(fake_kubectl: FakeKubectl, model: dict[str, 
 # --- actions -----------------------------------------------------------------------------------
 
 
+# Each operator action and the command line that asks for it (promote-full: `promote --full`,
+# as `kubectl argo rollouts promote --full`).
+ACTION_ARGV = {a: [a] for a in ACTIONS if a != "promote-full"} | {
+    "promote-full": ["promote", "--full"]
+}
+
+
+def test_every_action_has_a_command_line() -> None:
+    assert set(ACTION_ARGV) == set(ACTIONS)
+
+
 @pytest.mark.parametrize("action", ACTIONS)
 def test_actions_merge_patch_the_annotation(
     fake_kubectl: FakeKubectl, model: dict[str, Any], action: str
 ) -> None:
     fake_kubectl.answer_json("patch", RESOURCE, NAME, obj=model)
-    rc, out = run(action, NAME, "-n", "ml")
+    command, *flags = ACTION_ARGV[action]
+    rc, out = run(command, NAME, *flags, "-n", "ml")
     assert rc == 0
     assert out == (
         f"{action} requested for artpulsemodel ml/art-classifier; follow it with: "
@@ -501,7 +513,7 @@ def test_no_kubectl(
             "error: argument --timeout: invalid duration 'soon'",
         ),
         (["get", NAME, "-o", "wide"], "error: argument -o/--output: invalid choice: 'wide'"),
-        (["promote", NAME, "--full"], "error: unrecognized arguments: --full"),
+        (["abort", NAME, "--full"], "error: unrecognized arguments: --full"),
     ],
 )
 def test_usage_errors_exit_1_with_one_message(
@@ -515,7 +527,17 @@ def test_usage_errors_exit_1_with_one_message(
 def test_help_and_no_command(fake_kubectl: FakeKubectl) -> None:
     rc, out = run()
     assert rc == 0
-    for command in ("list", "get", "status", "watch", *ACTIONS, "history", "version", "completion"):
+    commands = {a.split("-")[0] for a in ACTIONS}  # promote-full is `promote --full`
+    for command in (
+        "list",
+        "get",
+        "status",
+        "watch",
+        *commands,
+        "history",
+        "version",
+        "completion",
+    ):
         assert f"    {command} " in out
 
 

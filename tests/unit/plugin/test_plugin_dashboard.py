@@ -207,7 +207,8 @@ def test_the_detail_with_prometheus_through_the_api_server(
     assert response.status == 200
     d = json.loads(response.body)
     assert d["actions"] == {
-        "promote": True, "abort": True, "retry": False, "pause": True, "resume": False
+        "promote": True, "promote-full": True, "abort": True, "retry": False,
+        "pause": True, "resume": False
     }  # fmt: skip
     assert [h["version"] for h in d["history"]] == ["3", "2"]  # newest first
     assert d["analysis"]["verdict"] == "Pass"

@@ -5,6 +5,8 @@
 -- disabled, mirroring handle_action in operator/artpulse_operator/engine/rollout.py:
 --   promote  a rollout is under way (Shadowing, Progressing, Degraded) and not paused; while
 --            Promoting only a blue-green switch whose verifying check has not passed yet;
+--   promote-full  the same (the operator skips every remaining step and the analysis; a
+--            blue-green switch it refuses while the new colour's pods are not ready);
 --   abort    the same rollouts (also while paused), or a blue-green promotion whose old
 --            colour is still warm (status.previous and status.scaleDownAt set);
 --   retry    no rollout under way and a candidate failed (status.failedVersions), e.g.
@@ -42,6 +44,11 @@ actions["promote"] = {
   ["disabled"] = paused or not rolling or promotionUnderWay,
   ["displayName"] = "Promote",
   ["iconClass"] = "fa fa-fw fa-forward"
+}
+actions["promote-full"] = {
+  ["disabled"] = paused or not rolling or promotionUnderWay,
+  ["displayName"] = "Promote-Full",
+  ["iconClass"] = "fa fa-fw fa-fast-forward"
 }
 actions["abort"] = {
   ["disabled"] = not ((rolling and not promotionUnderWay) or warmOldColour),
