@@ -106,7 +106,7 @@ def _lookup(kubectl_args: Sequence[str], *args: str) -> list[str]:
 def candidates(words: Sequence[str]) -> tuple[list[str], int]:
     """What may come at the last of ``words`` (the words after the plugin's name, the last one
     being the one under completion, maybe empty), and the directive for the shell."""
-    from kubectl_artpulse.cli import COMMANDS, GLOBAL_OPTIONS, SHELLS, Option, connection_flags
+    from kubectl_artpulse.args import COMMANDS, GLOBAL_OPTIONS, SHELLS, Option, connection_flags
     from kubectl_artpulse.contract import RESOURCE
 
     *done, current = list(words) or [""]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubectl_artpulse import cli
+from kubectl_artpulse import commands
 from plugin_fakes import SCRIPT, FakeKubectl, load
 
 
@@ -22,7 +22,7 @@ def fake_kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKubectl
     monkeypatch.setenv("ARTPULSE_KUBECTL", str(binary))
     monkeypatch.delenv("NO_COLOR", raising=False)
     # A watch kubectl ends by itself is started again at once (no pause between restarts).
-    monkeypatch.setattr(cli, "WATCH_RESTART_DELAY_S", 0.0)
+    monkeypatch.setattr(commands, "WATCH_RESTART_DELAY_S", 0.0)
     return FakeKubectl(state, binary)
 
 
