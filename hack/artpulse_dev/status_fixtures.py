@@ -2,7 +2,7 @@
 
 Who calls it: the tests that hold the status against the CRD, without an API server
 (``tests/unit/operator/test_operator_crd_conventions.py``) and with one
-(``tests/integration/operator/test_operator_crd_conventions.py``). With a structural schema the
+(``tests/integration/operator/test_operator_crd_conventions_live.py``). With a structural schema the
 API server prunes whatever the CRD does not declare, so the status written must be *maximal*:
 every optional field set, every track, every condition type, a full history, an analysis with
 the judge's evidence and custom metrics of every verdict. The unit test checks that it is (every

@@ -9,7 +9,7 @@
 - The minimum Kubernetes version stated in the CRDs, the operator and the README is the one
   the features used need (a table of features and the version that serves them).
 
-The API server's own view of the same is tests/integration/operator/test_operator_crd_conventions.py.
+The API server's own view of the same is tests/integration/operator/test_operator_crd_conventions_live.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`make release`: the namespace bundle derived from the cluster-wide one, images set in one place,
 kustomizations that patch by name only. Rendering itself (kubectl kustomize) is tested in
-tests/integration/ship/test_ship_release.py."""
+tests/integration/ship/test_ship_release_bundles.py."""
 
 from __future__ import annotations
 
