@@ -103,7 +103,10 @@ class Observations:
     - ``gate``: the result of the check run for ``engine.rollout.analysis_target`` in this
       reconcile, ``None`` when no check was due.
     - ``action``: the value of the ``artpulse.io/action`` annotation, if any.
-    - ``workloads_ready``: track name -> its Deployment reports all replicas ready.
+    - ``workloads_ready``: track name -> its Deployment runs the version the status read says
+      the track runs, fully rolled out (generation observed, every wanted replica updated, ready
+      and available, no older pod left; ``k8s.workloads``). A track wanted at 0 is ready once
+      its Deployment's generation is observed. Absent: no Deployment seen.
     - ``confirmation``: the ``confirmPromotion`` webhook's answer, when it was asked.
     """
 

@@ -53,6 +53,7 @@ from artpulse_operator.engine.status import (
     ConditionType,
     Phase,
     RolloutStatus,
+    TrackStatus,
     set_condition,
 )
 from artpulse_operator.handlers.clients import ClientCache
@@ -217,7 +218,8 @@ class Reconciler:
             if target is not None
             else None
         )
-        workloads = await self._workloads(namespace, name)
+        # Readiness is judged against the tracks the previous pass applied (the status read).
+        workloads = await self._workloads(namespace, name, status.tracks)
         confirmation: GateDecision | None = None
         if rollout.confirmation_due(spec, status) and aliases is not None:
             confirmation = (
@@ -391,8 +393,10 @@ class Reconciler:
         )
         return gate
 
-    async def _workloads(self, namespace: str, name: str) -> Workloads:
-        return await observe_workloads(self.kube, namespace, name)
+    async def _workloads(
+        self, namespace: str, name: str, tracks: Mapping[str, TrackStatus]
+    ) -> Workloads:
+        return await observe_workloads(self.kube, namespace, name, tracks)
 
     def _with_apply_problems(
         self,
