@@ -55,7 +55,10 @@ Semantics (DESIGN.md section 2):
   a blue-green switch still waits for the new colour's pods, and is refused until they are
   ready), abort (roll back now; for BlueGreen within ``scaleDownDelay`` after a
   promotion: flip back), retry, pause, resume. Each is handled once and recorded in
-  ``status.lastAction``. ``spec.paused`` pauses and resumes likewise. Paused: nothing moves,
+  ``status.lastAction``: acted on, or refused with a Warning ``ActionIgnored`` saying why,
+  never accepted and dropped. ``promote`` while the candidate's pods are not ready (the first
+  canary weight, the blue-green preview or switch waits for them) is refused, not remembered
+  (``promote_would_wait``). ``spec.paused`` pauses and resumes likewise. Paused: nothing moves,
   no checks run; resume restarts the current step's hold.
 - Registry unreachable: ``RegistryReachable=False`` and nothing else changes (the action
   annotation is left for the next reconcile).
@@ -491,6 +494,8 @@ class _Planner:
                     "traffic to them at once; try again when they are",
                     False,
                 )
+            elif not full and (why := self.promote_would_wait()) is not None:
+                self.record_action(action, why, False)
             else:
                 self.promote_requested = True
                 self.full_promote_requested = full
@@ -765,15 +770,17 @@ class _Planner:
             )
 
     def first_weight_given(self) -> bool:
-        """False while the first weight waits for the workload (then it is handled here)."""
+        """False while the first weight waits for the workload (then it is handled here) and
+        in the pass that gives it, unless a promote accepted in this pass acts on the step (or
+        preview) begun now: it was accepted because the pods are ready (``promote_would_wait``)."""
         if not _weight_pending(self.s):
             return True
         track = self.candidate_track()
-        if self.workload_ready(track):
-            self.give_first_weight()
-        else:
+        if not self.workload_ready(track):
             self.hold_for_workload(track)
-        return False
+            return False
+        self.give_first_weight()
+        return self.promote_requested
 
     def count_gate(self, gate: GateResult) -> CountResult:
         target = _target(self.spec, self.s)
@@ -931,6 +938,24 @@ class _Planner:
         if self.kind is not StrategyType.BLUE_GREEN or self.s.previous is not None:
             return False
         return not self.workload_ready(self.candidate_track())
+
+    def promote_would_wait(self) -> str | None:
+        """Why a ``promote`` cannot act in this pass, or ``None`` when it can.
+
+        While the candidate's pods are not ready the weight is held (``hold_for_workload``),
+        so an accepted promote would be dropped. It is refused instead, and not remembered: a
+        promote means "end the current step", and a step that has not begun has nothing to
+        end; honoured minutes later it would skip the first step's hold unseen. The same
+        predicate as the hold, so a pass that finds the pods ready acts on the promote.
+        """
+        if self.s.phase is not Phase.PROGRESSING:
+            return None  # shadow: ends the shadow phase; Degraded: promotes over the gates
+        if self.kind is StrategyType.CANARY:
+            if _weight_pending(self.s) and not self.workload_ready(TRACK_CANARY):
+                return "the canary's pods are not ready yet: promote again when they are"
+        elif self.kind is StrategyType.BLUE_GREEN and self.switch_would_wait():
+            return "the new colour's pods are not ready yet: promote again when they are"
+        return None
 
     def confirmed(self) -> bool:
         """The ``confirmPromotion`` webhook gate (Flagger's confirm-promotion): promotion waits

@@ -16,7 +16,9 @@ One pass, in order (the engine's contract, ``engine/rollout.py``):
    Deployment runs, for the autoscaling rules) and apply them (weights first: a rollback is a
    weight of 0, written before anything else happens);
 6. move aliases and tag versions as the plan says (a failure is retried by the plan itself);
-7. write the status once (optimistic concurrency), post the Events, drop the action annotation.
+7. write the status once (optimistic concurrency), post the Events, drop the action annotation
+   only if it still holds the action handled (a JSON patch ``test``: a newer one is kept and
+   acted on in the next pass, soon).
 
 API errors worth retrying raise :class:`ApiTemporaryError` (a ``kopf.TemporaryError``); objects
 the operator cannot write become a ``Degraded`` condition instead of an endless retry.
@@ -60,6 +62,7 @@ from artpulse_operator.handlers.clients import ClientCache
 from artpulse_operator.handlers.custom_queries import custom_queries
 from artpulse_operator.handlers.outbound import Outbound
 from artpulse_operator.handlers.telemetry import Telemetry
+from artpulse_operator.k8s.annotations import remove_annotation_if
 from artpulse_operator.k8s.apply import ApplyCache, ApplyProblem, SyncResult, sync_owned
 from artpulse_operator.k8s.client import ApiError, KubeClient
 from artpulse_operator.k8s.events import post_event
@@ -298,15 +301,18 @@ class Reconciler:
                 new_status,
                 now,
             )
+        requeue_after = result.requeue_after
         if result.action_handled and action is not None:
-            await self.kube.merge_patch(
-                ARTPULSE_MODELS,
-                namespace,
-                name,
-                {"metadata": {"annotations": {ACTION_ANNOTATION: None}}},
+            removed = await remove_annotation_if(
+                self.kube, ARTPULSE_MODELS, namespace, name, ACTION_ANNOTATION, action
             )
+            if not removed:
+                # Another action was set while this one was handled: it stays, and is acted
+                # on (or refused) by the next pass, soon.
+                _log.info("%s/%s: %s changed while handled", namespace, name, ACTION_ANNOTATION)
+                requeue_after = min(requeue_after, rollout.MIN_REQUEUE_S)
         return Outcome(
-            requeue_after=result.requeue_after,
+            requeue_after=requeue_after,
             phase=str(new_status.phase),
             status_written=written,
             sync=sync,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -258,6 +258,22 @@ class KubeClient:
             body=patch,
             content_type="application/merge-patch+json",
             params=params,
+        )
+
+    async def json_patch(
+        self,
+        kind: ResourceKind,
+        namespace: str | None,
+        name: str,
+        operations: Sequence[Mapping[str, Any]],
+    ) -> dict[str, Any]:
+        """RFC 6902, applied atomically to the stored object: a failed ``test`` op changes
+        nothing and is answered 422 ``Invalid`` (``ApiError.invalid``)."""
+        return await self.request(
+            "PATCH",
+            kind.path(namespace, name),
+            body=list(operations),
+            content_type="application/json-patch+json",
         )
 
     async def create(
