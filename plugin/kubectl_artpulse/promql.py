@@ -41,6 +41,7 @@ PREDICT_ROUTES = (
     "|/v2/models/[^/]+/infer|/v2/models/[^/]+/versions/[^/]+/infer"
     "|/inference.GRPCInferenceService/ModelInfer"
 )
+SHADOW_COMPARED = 'outcome=~"agree|disagree|error"'
 # The operator's own series of status.canaryWeight (artpulse_operator.metrics.operator).
 WEIGHT_METRIC = "artpulse_operator_canary_weight"
 
@@ -82,7 +83,8 @@ def gate_queries(
     errors = _selector(namespace, model, track, version, route, 'status=~"5.."')
     plain = _selector(namespace, model, track, version)
     shadow_extra = [f'shadow_version="{_label_value(shadow_version)}"'] if shadow_version else []
-    shadow = _selector(namespace, model, track, version, *shadow_extra)
+    agreed = _selector(namespace, model, track, version, *shadow_extra, 'outcome="agree"')
+    compared = _selector(namespace, model, track, version, *shadow_extra, SHADOW_COMPARED)
     return {
         "p95_latency_ms": (
             "1000 * histogram_quantile(0.95, sum by (le) "
@@ -94,7 +96,12 @@ def gate_queries(
         ),
         "drift_score": f"max(artpulse_drift_score{plain})",
         "requests": f"sum(increase(artpulse_http_requests_total{req}[{w}]))",
-        "shadow_agreement": f"min(artpulse_shadow_agreement_ratio{shadow})",
+        # Rows, per outcome, over the window: a candidate that raised ("error") disagrees.
+        "shadow_agreement": (
+            f"(sum(increase(artpulse_shadow_comparisons_total{agreed}[{w}])) or vector(0))"
+            f" / sum(increase(artpulse_shadow_comparisons_total{compared}[{w}]))"
+        ),
+        "shadow_compared": f"sum(increase(artpulse_shadow_comparisons_total{compared}[{w}]))",
     }
 
 

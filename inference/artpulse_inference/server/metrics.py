@@ -91,14 +91,23 @@ class ServerMetrics:
         )
         self.shadow_agreement = Gauge(
             "artpulse_shadow_agreement_ratio",
-            "Share of mirrored rows where the shadow model agreed with the served one.",
+            "Share of mirrored rows where the shadow model agreed with the served one, since it "
+            "was loaded (rows it failed on count as disagreement).",
             [*MODEL_LABELS, "shadow_version"],
             registry=self.registry,
         )
         self.shadow_comparisons = Counter(
             "artpulse_shadow_comparisons_total",
-            "Rows compared between the served and the shadow model, by outcome.",
+            "Rows compared between the served and the shadow model, by outcome "
+            "(agree, disagree, error: the shadow model failed on the row's batch).",
             [*MODEL_LABELS, "shadow_version", "outcome"],
+            registry=self.registry,
+        )
+        self.shadow_errors = Counter(
+            "artpulse_shadow_errors_total",
+            "Shadow model calls that failed, by cause (exception class, MissingFeatures, "
+            "WrongRowCount; at most 20 distinct, then other).",
+            [*MODEL_LABELS, "shadow_version", "exception"],
             registry=self.registry,
         )
         self._request_children: dict[tuple[str, ...], tuple[object, object]] = {}

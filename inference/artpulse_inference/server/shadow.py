@@ -2,10 +2,21 @@
 
 With ``SHADOW_MODEL_URI`` set, ``routers/predict.py`` calls :meth:`ShadowMirror.offer`
 after the response is computed. ``offer`` only samples and enqueues (dropping when the
-queue is full), so the caller's latency does not depend on the shadow model. A
+queue is full), so the caller's latency and answer do not depend on the shadow model. A
 background task predicts the queued rows with the shadow model in its own thread and
-updates ``artpulse_shadow_agreement_ratio`` (agreeing rows over compared rows since the
-shadow model was loaded), which the ``minShadowAgreement`` gate reads.
+counts every row in ``artpulse_shadow_comparisons_total{outcome}``:
+
+- ``agree`` / ``disagree``: the shadow model predicted / did not predict the served label;
+- ``error``: the shadow model could not answer for the batch (it raised, needs a feature
+  the served model does not have, or returned another number of labels), so every row of
+  it counts. The cause goes to ``artpulse_shadow_errors_total{exception}`` (one per failed
+  call): the exception's class name, ``MissingFeatures`` or ``WrongRowCount``; at most
+  :data:`MAX_ERROR_CLASSES` distinct causes per process, later ones as ``other``.
+
+The ``minShadowAgreement`` gate (``artpulse_operator.metrics.prometheus``) reads these
+counters over its window: ``agree`` over all three outcomes, so an error is disagreement,
+and ``minRequests`` counts the compared rows. ``artpulse_shadow_agreement_ratio`` is the
+same ratio since the shadow model was loaded, for dashboards and ``/ops/summary``.
 """
 
 from __future__ import annotations
@@ -18,11 +29,24 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from prometheus_client import Counter
 
 from .metrics import ServerMetrics
 from .model_store import LoadedModel, Matrix
 
 log = logging.getLogger(__name__)
+
+OUTCOMES = ("agree", "disagree", "error")
+MAX_ERROR_CLASSES = 20  # distinct ``exception`` label values; more are ``OTHER_ERROR``
+OTHER_ERROR = "other"
+
+
+class ShadowMismatch(Exception):
+    """The shadow model's input or answer does not fit the served batch (``cause`` names it)."""
+
+    def __init__(self, cause: str, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class ShadowMirror:
@@ -36,14 +60,16 @@ class ShadowMirror:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artpulse-shadow")
         self._task: asyncio.Task[None] | None = None
         self._random = random.Random()
-        self.compared = 0
+        self.compared = 0  # rows judged: agreed, disagreed or errors
         self.agreed = 0
         self.dropped = 0
-        self.errors = 0
+        self.errors = 0  # failed shadow calls
+        self.error_rows = 0
+        self._error_classes: set[str] = set()  # exported ``exception`` values (bounded)
 
     def set_model(self, model: LoadedModel | None) -> None:
         self.model = model
-        self.compared = self.agreed = self.dropped = self.errors = 0
+        self.compared = self.agreed = self.dropped = self.errors = self.error_rows = 0
         self.metrics.shadow_agreement.clear()
 
     def start(self) -> None:
@@ -75,32 +101,76 @@ class ShadowMirror:
             shadow = self.model
             if shadow is None:
                 continue
-            if shadow.feature_names != primary.feature_names:
-                index = {n: i for i, n in enumerate(primary.feature_names)}
-                try:
-                    X = X[:, [index[n] for n in shadow.feature_names]]
-                except KeyError:
-                    self.errors += 1
-                    continue
             try:
-                result = await loop.run_in_executor(self._executor, shadow.predict, X)
+                agree = await self._compare(loop, primary, shadow, X, labels)
             except Exception as exc:
-                self.errors += 1
-                log.warning("shadow model %s failed: %s", shadow.uri, exc)
+                if shadow is self.model:
+                    self._record_error(primary, shadow, len(labels), exc)
                 continue
-            if shadow is not self.model:  # swapped while predicting
-                continue
-            agree = int(
-                np.sum(np.asarray(result.labels, dtype=object) == np.asarray(labels, dtype=object))
-            )
-            self._record(primary, shadow, len(labels), agree)
+            if shadow is self.model:  # not swapped while predicting
+                self._record(primary, shadow, len(labels), agree)
+
+    async def _compare(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        primary: LoadedModel,
+        shadow: LoadedModel,
+        X: Matrix,
+        labels: list[str],
+    ) -> int:
+        """Rows of ``X`` where ``shadow`` predicts the served ``labels``; raises when it cannot
+        answer for every row (the caller counts all of them as errors)."""
+        if shadow.feature_names != primary.feature_names:
+            index = {n: i for i, n in enumerate(primary.feature_names)}
+            missing = [n for n in shadow.feature_names if n not in index]
+            if missing:
+                raise ShadowMismatch("MissingFeatures", f"features not served: {missing[:5]}")
+            X = X[:, [index[n] for n in shadow.feature_names]]
+        result = await loop.run_in_executor(self._executor, shadow.predict, X)
+        got = np.asarray(result.labels, dtype=object)
+        if got.shape != (len(labels),):
+            raise ShadowMismatch("WrongRowCount", f"{got.size} labels for {len(labels)} rows")
+        return int(np.sum(got == np.asarray(labels, dtype=object)))
+
+    def _children(self, primary: LoadedModel, shadow: LoadedModel) -> dict[str, Counter]:
+        # All outcomes at once, so agree/(agree+disagree+error) has a numerator series (0)
+        # even when every row failed: the gate then reads 0, not "no data".
+        base = (primary.name, primary.version, self.metrics.track, shadow.version)
+        return {o: self.metrics.shadow_comparisons.labels(*base, o) for o in OUTCOMES}
 
     def _record(self, primary: LoadedModel, shadow: LoadedModel, n: int, agree: int) -> None:
         self.compared += n
         self.agreed += agree
+        children = self._children(primary, shadow)
+        children["agree"].inc(agree)
+        children["disagree"].inc(n - agree)
+        children["error"].inc(0)
+        self._set_ratio(primary, shadow)
+
+    def _record_error(
+        self, primary: LoadedModel, shadow: LoadedModel, n: int, exc: Exception
+    ) -> None:
+        """A candidate that cannot answer disagrees on every row it was given."""
+        self.errors += 1
+        self.error_rows += n
+        self.compared += n
+        cause = exc.cause if isinstance(exc, ShadowMismatch) else type(exc).__name__
+        if cause not in self._error_classes:
+            if len(self._error_classes) < MAX_ERROR_CLASSES:
+                self._error_classes.add(cause)
+            else:
+                cause = OTHER_ERROR
+        log.warning("shadow model %s failed on %d rows (%s): %s", shadow.uri, n, cause, exc)
+        children = self._children(primary, shadow)
+        children["agree"].inc(0)
+        children["disagree"].inc(0)
+        children["error"].inc(n)
         base = (primary.name, primary.version, self.metrics.track, shadow.version)
-        self.metrics.shadow_comparisons.labels(*base, "agree").inc(agree)
-        self.metrics.shadow_comparisons.labels(*base, "disagree").inc(n - agree)
+        self.metrics.shadow_errors.labels(*base, cause).inc()
+        self._set_ratio(primary, shadow)
+
+    def _set_ratio(self, primary: LoadedModel, shadow: LoadedModel) -> None:
+        base = (primary.name, primary.version, self.metrics.track, shadow.version)
         self.metrics.shadow_agreement.labels(*base).set(self.agreed / self.compared)
 
     def summary(self) -> dict[str, Any]:
@@ -113,4 +183,5 @@ class ShadowMirror:
             "agreement_ratio": (self.agreed / self.compared) if self.compared else None,
             "dropped": self.dropped,
             "errors": self.errors,
+            "error_rows": self.error_rows,
         }

@@ -7,9 +7,10 @@ into a :class:`GateResult`) and by ``engine.rollout.plan`` (``count`` updates th
 Verdicts (``evaluate``):
 
 - ``Error``: the metrics source could not be asked (``error`` is set).
-- ``Inconclusive``: no measurement, or fewer than ``minRequests`` requests in the window
-  (then nothing is judged, not even a failure: a handful of requests is noise), or no failed
-  gate but a configured gate whose query returned no data. No data is never a pass by accident.
+- ``Inconclusive``: no measurement, or fewer than ``minRequests`` requests (while shadowing:
+  compared rows) in the window (then nothing is judged, not even a failure: a handful of
+  requests is noise), or no failed gate but a configured gate whose query returned no data.
+  No data is never a pass by accident.
 - ``Fail``: enough requests and any configured gate with data is out of bounds (a real
   failure outweighs a missing value elsewhere).
 - ``Pass``: every configured gate has data and is within bounds.
@@ -17,8 +18,10 @@ Verdicts (``evaluate``):
 Live gates: ``p95LatencyMs`` (candidate p95 <= threshold), ``maxErrorRate``,
 ``maxDriftScore`` and ``maxP95RatioToStable`` (candidate p95 / stable p95 <= ratio; skipped,
 with a note, when the stable track has no latency data, e.g. at a 100 % canary step).
-While shadowing only ``minShadowAgreement`` applies (and ``minRequests`` on the stable
-track that mirrors the requests).
+While shadowing only ``minShadowAgreement`` applies, to the agreement of the window's
+compared rows (rows the candidate failed on disagree), and ``minRequests`` counts those rows
+(``shadow_compared``), not the stable track's requests: 5000 requests of which 12 rows were
+mirrored is 12, Inconclusive; 4 requests of 100 rows each is 400.
 
 Counting (``count``), worked example with ``failureLimit: 2``, ``inconclusiveLimit: 3``,
 ``onInconclusive: Hold``:
@@ -101,6 +104,8 @@ def evaluate(
     gates = analysis.gates
     requests = _value(candidate.requests)
     measured: dict[str, float | None] = {"requests": requests}
+    # What minRequests counts: requests, or while shadowing the rows compared.
+    seen, unit = requests, "requests"
     failed: list[str] = []
     missing: list[str] = []
     notes: list[str] = []
@@ -120,7 +125,8 @@ def evaluate(
 
     if shadow:
         agreement = _value(candidate.shadow_agreement)
-        measured["shadowAgreement"] = agreement
+        seen, unit = _value(candidate.shadow_compared), "compared rows"
+        measured.update({"shadowAgreement": agreement, "shadowCompared": seen})
         check("minShadowAgreement", agreement, gates.min_shadow_agreement, minimum=True)
     else:
         p95 = _value(candidate.p95_latency_ms)
@@ -143,13 +149,13 @@ def evaluate(
                 check("maxP95RatioToStable", ratio, gates.max_p95_ratio_to_stable)
 
     # Too little traffic makes every number noise: judge nothing, not even a failure.
-    if requests is None or requests < analysis.min_requests:
-        seen = "no" if requests is None else _fmt(requests)
+    if seen is None or seen < analysis.min_requests:
         return GateResult(
             Verdict.INCONCLUSIVE,
             measured,
             (),
-            f"{seen} requests in the window, need at least {analysis.min_requests}",
+            f"{'no' if seen is None else _fmt(seen)} {unit} in the window, "
+            f"need at least {analysis.min_requests}",
         )
     if failed:
         return GateResult(Verdict.FAIL, measured, tuple(failed), "; ".join(notes))

@@ -55,7 +55,10 @@ class TrackMeasurement:
     error_rate: float | None = None
     drift_score: float | None = None
     requests: float | None = None
+    # While shadowing: agreeing over compared rows in the window (rows the candidate failed
+    # on count as compared), and the compared rows, which ``minRequests`` counts.
     shadow_agreement: float | None = None
+    shadow_compared: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class GateResult:
     """The verdict of one check with the measured values and the gates that failed.
 
     ``measured`` uses the status field names (camelCase: ``p95LatencyMs``, ``errorRate``,
-    ``driftScore``, ``requests``, ``shadowAgreement``, ``stableP95LatencyMs``,
+    ``driftScore``, ``requests``, ``shadowAgreement``, ``shadowCompared``, ``stableP95LatencyMs``,
     ``p95RatioToStable``) so it can be copied into ``status.analysis`` and version tags.
     ``failed_gates`` names the gates (spec names, e.g. ``p95LatencyMs``, ``judge``, or a
     custom metric's name) that failed.

@@ -7,8 +7,12 @@ For one namespace, model, track and version over the analysis window ``w``:
   version reads 0 instead of "no data")
 - drift: ``max(artpulse_drift_score{sel})``
 - requests: ``sum(increase(artpulse_http_requests_total{sel}[w]))``
-- shadow agreement (while shadowing): ``min(artpulse_shadow_agreement_ratio{sel,shadow_version="c"})``
-  as exported by the stable pods that mirror requests to candidate ``c``
+- shadow agreement (while shadowing), over the window, from the rows the stable pods that
+  mirror requests to candidate ``c`` compared: ``(sum(increase(artpulse_shadow_comparisons_total
+  {sel,shadow_version="c",outcome="agree"}[w])) or vector(0)) / sum(increase(
+  artpulse_shadow_comparisons_total{sel,shadow_version="c",outcome=~"agree|disagree|error"}[w]))``
+  (rows the candidate failed on, ``error``, disagree; only errors reads 0, not "no data")
+- shadow compared rows (``minRequests`` while shadowing): the denominator above
 
 For the sequential judge (``engine.judge``), counts accumulated since the step began (range
 ``r``, the step's age), per track: requests and 5xx as ``sum(increase(...[r]))``, the latency
@@ -46,6 +50,8 @@ PREDICT_ROUTES = (
     "|/v2/models/[^/]+/infer|/v2/models/[^/]+/versions/[^/]+/infer"
     "|/inference.GRPCInferenceService/ModelInfer"
 )
+# Every outcome of a compared row (the server's ``shadow.OUTCOMES``).
+SHADOW_COMPARED = 'outcome=~"agree|disagree|error"'
 
 
 def _label_value(value: str) -> str:
@@ -78,7 +84,8 @@ def gate_queries(
     errors = _selector(namespace, model, track, version, route, 'status=~"5.."')
     plain = _selector(namespace, model, track, version)
     shadow_extra = [f'shadow_version="{_label_value(shadow_version)}"'] if shadow_version else []
-    shadow = _selector(namespace, model, track, version, *shadow_extra)
+    agreed = _selector(namespace, model, track, version, *shadow_extra, 'outcome="agree"')
+    compared = _selector(namespace, model, track, version, *shadow_extra, SHADOW_COMPARED)
     return {
         "p95_latency_ms": (
             "1000 * histogram_quantile(0.95, sum by (le) "
@@ -90,7 +97,12 @@ def gate_queries(
         ),
         "drift_score": f"max(artpulse_drift_score{plain})",
         "requests": f"sum(increase(artpulse_http_requests_total{req}[{w}]))",
-        "shadow_agreement": f"min(artpulse_shadow_agreement_ratio{shadow})",
+        # Rows, per outcome, over the window: a candidate that raised ("error") disagrees.
+        "shadow_agreement": (
+            f"(sum(increase(artpulse_shadow_comparisons_total{agreed}[{w}])) or vector(0))"
+            f" / sum(increase(artpulse_shadow_comparisons_total{compared}[{w}]))"
+        ),
+        "shadow_compared": f"sum(increase(artpulse_shadow_comparisons_total{compared}[{w}]))",
     }
 
 
@@ -194,8 +206,8 @@ class PrometheusSource:
         shadow_version: str | None = None,
     ) -> TrackMeasurement:
         queries = gate_queries(namespace, model, track, version, window, shadow_version)
-        if shadow_version is None:
-            del queries["shadow_agreement"]  # only asked while shadowing
+        if shadow_version is None:  # only asked while shadowing
+            del queries["shadow_agreement"], queries["shadow_compared"]
         values = {key: self.query(expr) for key, expr in queries.items()}
         return TrackMeasurement(**values)
 

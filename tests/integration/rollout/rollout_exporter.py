@@ -2,9 +2,10 @@
 
 Used by the rollout integration tests in place of the full inference server (which comes in
 the e2e tests): a prometheus_client HTTP server exporting ``artpulse_http_requests_total``,
-``artpulse_http_request_duration_seconds``, ``artpulse_drift_score`` and
-``artpulse_shadow_agreement_ratio`` with the ``model``, ``version``, ``track``, ``route``,
-``method`` and ``status`` labels. Prometheus adds ``namespace`` as a target label.
+``artpulse_http_request_duration_seconds``, ``artpulse_drift_score``,
+``artpulse_shadow_agreement_ratio`` and ``artpulse_shadow_comparisons_total`` with the
+``model``, ``version``, ``track``, ``route``, ``method``, ``status`` (and ``shadow_version``,
+``outcome``) labels. Prometheus adds ``namespace`` as a target label.
 A background thread records ``rps`` requests per second per configured (track, version).
 """
 
@@ -59,6 +60,12 @@ class InferenceFamilies:
             "artpulse_shadow_agreement_ratio",
             "shadow agreement",
             ["model", "version", "track", "shadow_version"],
+            registry=self.registry,
+        )
+        self.comparisons = Counter(
+            "artpulse_shadow_comparisons",
+            "compared rows by outcome",
+            ["model", "version", "track", "shadow_version", "outcome"],
             registry=self.registry,
         )
 

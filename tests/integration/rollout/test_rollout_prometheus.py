@@ -48,6 +48,12 @@ class Exporter(InferenceFamilies):
             mix = {"cat": 6, "dog": 4} if track == "canary" else {"cat": 3, "dog": 7}
             for label, n in mix.items():
                 self.predictions.labels("art", version, track, label).inc(n)
+        # The stable pods mirror 10 rows a tick to version 4: 8 agree, 1 disagrees, 1 errors
+        # (the candidate raised), so the window's agreement is 0.8.
+        for outcome, n in (("agree", 8), ("disagree", 1), ("error", 1)):
+            self.comparisons.labels("art", "3", "stable", "4", outcome).inc(n)
+        # a stale candidate that agreed on everything must not count
+        self.comparisons.labels("art", "3", "stable", "2", "agree").inc(10)
 
     def _run(self) -> None:
         while not self.stop_event.wait(0.1):
@@ -57,8 +63,10 @@ class Exporter(InferenceFamilies):
         self._tick()
         self.drift.labels("art", "4", "canary").set(0.12)
         self.drift.labels("art", "3", "stable").set(0.02)
-        # the stable pods mirror to version 4; a stale series of an earlier shadow must not count
-        self.agreement.labels("art", "3", "stable", "4").set(0.93)
+        # Before the window: 100000 agreeing rows, which the all-time gauge reflects (0.99);
+        # the gate reads the window's counters (0.8), never the gauge.
+        self.comparisons.labels("art", "3", "stable", "4", "agree").inc(100_000)
+        self.agreement.labels("art", "3", "stable", "4").set(0.99)
         self.agreement.labels("art", "3", "stable", "2").set(0.5)
         self.traffic.start()
         return self
@@ -117,9 +125,15 @@ def test_gate_queries_return_real_numbers(prometheus_factory, exporter) -> None:
     assert canary.requests is not None
     assert canary.requests >= 100
     assert canary.shadow_agreement is None  # only asked while shadowing
+    assert canary.shadow_compared is None
     shadowing = source.measure(namespace, "art", "stable", "3", 30, shadow_version="4")
-    assert shadowing.shadow_agreement == pytest.approx(0.93)
-    assert source.measure(namespace, "art", "stable", "3", 30, "9").shadow_agreement is None
+    assert shadowing.shadow_agreement == pytest.approx(0.8, abs=0.05)  # not the gauge's 0.99
+    # 100 rows a second (as many as the canary's requests) over at most 30 s: the window's
+    # rows only, not the 100000 before it; enough for minRequests (50) below.
+    assert shadowing.shadow_compared is not None
+    assert 50 <= shadowing.shadow_compared < 10_000
+    nothing = source.measure(namespace, "art", "stable", "3", 30, "9")
+    assert (nothing.shadow_agreement, nothing.shadow_compared) == (None, None)
     shadow_check = run_check(
         source,
         parse_spec(
@@ -133,8 +147,10 @@ def test_gate_queries_return_real_numbers(prometheus_factory, exporter) -> None:
         "art",
         AnalysisTarget("stable", "3", 30, shadow=True, shadow_version="4"),
     )
-    assert shadow_check.verdict is Verdict.FAIL
+    # the window's 0.8 fails where the all-time gauge's 0.99 would have passed
+    assert shadow_check.verdict is Verdict.FAIL, shadow_check.message
     assert shadow_check.failed_gates == ("minShadowAgreement",)
+    assert shadow_check.measured["shadowAgreement"] == pytest.approx(0.8, abs=0.05)
     # another namespace, version or model sees nothing
     other = source.measure("elsewhere", "art", "canary", "4", 30)
     assert (other.requests, other.p95_latency_ms, other.drift_score) == (None, None, None)

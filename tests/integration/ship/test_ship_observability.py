@@ -248,6 +248,11 @@ INFERENCE_SIGNALS: dict[str, list[dict[str, Any]]] = {
             "value": 9,
         },
         {
+            "name": "artpulse_shadow_errors",
+            "labels": {**STABLE_LABELS, "shadow_version": "4", "exception": "RuntimeError"},
+            "value": 1,
+        },
+        {
             "name": "artpulse_http_refused_requests",
             "labels": {**STABLE_LABELS, "route": "/predict", "method": "POST", "status": "401"},
             "value": 1,
