@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artpulse_dev.localcluster import LocalCluster
+from artpulse_dev.localcluster import INFERENCE_IMAGE, LocalCluster
 from artpulse_dev.story import Story
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -121,3 +121,44 @@ def route_weights(story: Story) -> dict[str, int]:
 def assert_no_failed_requests(failures: list[Any]) -> None:
     """Not one request failed (the issue's bar for a promotion and for a rollback)."""
     assert failures == [], failures[:5]
+
+
+# --- an operator installed another way (dist/install.yaml, the Helm chart) -------------------
+
+
+def tag_local_image(e2e: E2E, program: str, ref: str) -> None:
+    """The locally built ``program`` image also as ``ref`` in the node's containerd, as a
+    mirror of the registry would hold it (the node pulls from nowhere)."""
+    node = e2e.local.node.node
+    assert node is not None
+    local = INFERENCE_IMAGE.replace("artpulse-inference", program)  # how images.sh names it
+    node.ctr("images", "tag", "--force", local, ref)
+
+
+def operator_pods_run(e2e: E2E, image: str) -> list[dict[str, Any]]:
+    """The operator Deployment rolled out: two pods of ``image``, one active in the peering
+    the replicas made themselves (no bundle ships one)."""
+    e2e.local.kubectl(
+        "-n", "artpulse-system", "rollout", "status", "deployment/artpulse-operator",
+        "--timeout", "300s", timeout=320,
+    )  # fmt: skip
+    pods = e2e.local.operator_pods()
+    assert len(pods) == 2
+    assert {c["image"] for p in pods for c in p["spec"]["containers"]} == {image}
+    wait_for(e2e.local.active_operator, 120, "an active replica in the peering")
+    return pods
+
+
+def canary_promotes(e2e: E2E, scenario: str, operator: str) -> Story:
+    """The scenario's v1 serving, v2 moved to challenger under traffic, promoted by ``operator``."""
+    story, _v1, v2 = e2e.start(scenario, "canary.yaml")
+    load = story.start_traffic(rps=20)
+    try:
+        story.set_alias("challenger", v2)
+        status = story.wait(stable_is(v2), 420, f"v2 promoted by {operator}")
+    finally:
+        story.stop()
+    assert status["phase"] == "Stable"
+    assert [h["result"] for h in status["history"]][-1] == "Promoted"
+    assert load.outcomes
+    return story

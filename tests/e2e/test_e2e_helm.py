@@ -27,9 +27,16 @@ from typing import Any
 import pytest
 import yaml
 from artpulse_dev.controlplane import OPERATOR_NAMESPACE
-from artpulse_dev.localcluster import INFERENCE_IMAGE, MLFLOW_CLUSTER_URL, PROMETHEUS_CLUSTER_URL
+from artpulse_dev.localcluster import MLFLOW_CLUSTER_URL, PROMETHEUS_CLUSTER_URL
 
-from .e2e_support import E2E, REPO_ROOT, stable_is, wait_for
+from .e2e_support import (
+    E2E,
+    REPO_ROOT,
+    canary_promotes,
+    operator_pods_run,
+    tag_local_image,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -80,13 +87,6 @@ def _chart_image() -> str:
     return f"{values['image']['repository']}:{chart['appVersion']}"
 
 
-def _tag_chart_image(artpulse: E2E) -> None:
-    node = artpulse.local.node.node
-    assert node is not None
-    local = INFERENCE_IMAGE.replace("artpulse-inference", "artpulse-operator")
-    node.ctr("images", "tag", "--force", local, _chart_image())
-
-
 def _released(helm: Helm) -> dict[str, Any] | None:
     out = helm("list", "-n", OPERATOR_NAMESPACE, "-o", "json").stdout
     releases = {r["name"]: r for r in json.loads(out or "[]")}
@@ -107,7 +107,7 @@ def test_the_chart_installs_the_operator_and_a_canary_promotes(
     ).stdout
     objects = [doc for doc in yaml.safe_load_all(rendered) if doc]
     assert {"Deployment", "ClusterRole", "NetworkPolicy"} <= {d["kind"] for d in objects}
-    _tag_chart_image(artpulse)
+    tag_local_image(artpulse, "artpulse-operator", _chart_image())
     kubectl(
         "delete", "--ignore-not-found", "--wait=true", "--timeout=180s", "-f", "-",
         input=yaml.safe_dump_all(objects), timeout=200,
@@ -126,32 +126,14 @@ def test_the_chart_installs_the_operator_and_a_canary_promotes(
             release["app_version"]
             == yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
         )
-        kubectl(
-            "-n", OPERATOR_NAMESPACE, "rollout", "status", "deployment/artpulse-operator",
-            "--timeout", "300s", timeout=320,
-        )  # fmt: skip
-        pods = artpulse.local.operator_pods()
-        assert len(pods) == 2
-        assert {c["image"] for p in pods for c in p["spec"]["containers"]} == {_chart_image()}
+        pods = operator_pods_run(artpulse, _chart_image())
         assert {p["metadata"]["labels"]["app.kubernetes.io/instance"] for p in pods} == {RELEASE}
         managed = kubectl(
             "get", "clusterrole", "artpulse-operator", "-o",
             "jsonpath={.metadata.labels.app\\.kubernetes\\.io/managed-by}",
         ).stdout  # fmt: skip
         assert managed == "Helm"
-        # The replicas made the peering object the chart does not ship, and one leads.
-        wait_for(artpulse.local.active_operator, 120, "an active replica in the peering")
-
-        story, _v1, v2 = artpulse.start("helm", "canary.yaml")
-        load = story.start_traffic(rps=20)
-        try:
-            story.set_alias("challenger", v2)
-            status = story.wait(stable_is(v2), 420, "v2 promoted by the chart's operator")
-        finally:
-            story.stop()
-        assert status["phase"] == "Stable"
-        assert [h["result"] for h in status["history"]][-1] == "Promoted"
-        assert load.outcomes
+        story = canary_promotes(artpulse, "helm", "the chart's operator")
         # Deleted while the chart's operator runs: its finalizer is handled.
         story.kubectl("delete", "apm", story.name, "-n", story.namespace, "--timeout=90s")
 

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 from artpulse_dev import release
-from artpulse_dev.localcluster import INFERENCE_IMAGE
 
-from .e2e_support import E2E, stable_is, wait_for
+from .e2e_support import E2E, canary_promotes, operator_pods_run, tag_local_image, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -31,20 +30,13 @@ OPERATOR_PARTS = (
 )
 
 
-def _tag_release_images(artpulse: E2E) -> None:
-    node = artpulse.local.node.node
-    assert node is not None
-    for name, ref in release.image_tags().items():
-        local = INFERENCE_IMAGE.replace("artpulse-inference", name)
-        node.ctr("images", "tag", "--force", local, ref)
-
-
 def test_install_yaml_installs_the_operator_and_a_canary_promotes(
     artpulse: E2E, tmp_path: Path
 ) -> None:
     kubectl = artpulse.local.kubectl
     bundles = release.build(str(artpulse.local.node.binaries.kubectl), tmp_path / "dist")
-    _tag_release_images(artpulse)
+    for program, ref in release.image_tags().items():
+        tag_local_image(artpulse, program, ref)
     for kind, namespace, name in OPERATOR_PARTS:
         where = ["-n", namespace] if namespace else []
         kubectl("delete", kind, name, *where, "--ignore-not-found", "--wait=true", timeout=180)
@@ -55,27 +47,8 @@ def test_install_yaml_installs_the_operator_and_a_canary_promotes(
             check=False,
         )  # fmt: skip
         assert applied.returncode == 0, applied.stderr  # one apply, nothing to retry
-        kubectl(
-            "-n", "artpulse-system", "rollout", "status", "deployment/artpulse-operator",
-            "--timeout", "300s", timeout=320,
-        )  # fmt: skip
-        pods = artpulse.local.operator_pods()
-        assert len(pods) == 2
-        images = {c["image"] for p in pods for c in p["spec"]["containers"]}
-        assert images == {release.image_tags()["artpulse-operator"]}
-        # The replicas made the peering object the bundle no longer ships, and one leads.
-        wait_for(artpulse.local.active_operator, 120, "an active replica in the peering")
-
-        story, _v1, v2 = artpulse.start("install", "canary.yaml")
-        load = story.start_traffic(rps=20)
-        try:
-            story.set_alias("challenger", v2)
-            status = story.wait(stable_is(v2), 420, "v2 promoted by the release's operator")
-        finally:
-            story.stop()
-        assert status["phase"] == "Stable"
-        assert [h["result"] for h in status["history"]][-1] == "Promoted"
-        assert load.outcomes
+        operator_pods_run(artpulse, release.image_tags()["artpulse-operator"])
+        story = canary_promotes(artpulse, "install", "the release's operator")
         story.kubectl("delete", "apm", story.name, "-n", story.namespace, "--wait=false")
     finally:
         artpulse.local.install()  # the overlay's operator again, for the scenarios after

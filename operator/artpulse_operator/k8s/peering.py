@@ -35,10 +35,28 @@ def peering_object(name: str, namespace: str | None) -> dict[str, object]:
     return {"apiVersion": kind.api_version, "kind": kind.kind, "metadata": metadata}
 
 
+def _literal(namespace: str) -> bool:
+    """A namespace by name, not one of Kopf's patterns (``team-*``, ``!kube-system``)."""
+    return not any(c in namespace for c in "*?[]!")
+
+
 async def ensure_peering(kube: KubeClient, name: str, namespaces: Iterable[str]) -> list[str]:
-    """Create the peering object(s) that do not exist yet; return what was created."""
+    """Create the peering object(s) that do not exist yet; return what was created.
+
+    Patterns name no namespace to create in: the namespaces they match need their KopfPeering
+    made by whoever makes the namespace (Kopf waits for it there).
+    """
     created = []
-    targets: list[str | None] = [*namespaces] or [None]  # none named: the cluster-wide one
+    named = [*namespaces]
+    patterns = [ns for ns in named if not _literal(ns)]
+    if patterns:
+        _log.warning(
+            "no KopfPeering created for the namespace patterns %s: create %s in each namespace "
+            "they match",
+            ", ".join(patterns),
+            name,
+        )
+    targets: list[str | None] = [ns for ns in named if _literal(ns)] if named else [None]
     for namespace in targets:
         kind = NAMESPACED_PEERING if namespace else CLUSTER_PEERING
         try:

@@ -11,24 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from crd_case_data import CASES, merge_spec
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
-CASES = yaml.safe_load((REPO / "tests" / "data" / "operator" / "crd_cases.yaml").read_text())
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        elif value is None:
-            out.pop(key, None)
-        else:
-            out[key] = value
-    return out
 
 
 def _resource(case: dict[str, Any], namespace: str) -> dict[str, Any]:
@@ -39,7 +26,7 @@ def _resource(case: dict[str, Any], namespace: str) -> dict[str, Any]:
             "name": case.get("metadata_name") or f"m-{uuid.uuid4().hex[:8]}",
             "namespace": namespace,
         },
-        "spec": _merge(CASES["base"], case["spec"]),
+        "spec": merge_spec(CASES["base"], case["spec"]),
     }
 
 

@@ -24,26 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from artpulse_dev.status_fixtures import maximal_status
 from artpulse_operator.k8s.status import pruned
+from crd_case_data import CASES, merge_spec
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
-CASES = yaml.safe_load((REPO / "tests" / "data" / "operator" / "crd_cases.yaml").read_text())
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        elif value is None:
-            out.pop(key, None)
-        else:
-            out[key] = value
-    return out
 
 
 def _resource(name: str, namespace: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -51,7 +38,7 @@ def _resource(name: str, namespace: str, spec: dict[str, Any] | None = None) -> 
         "apiVersion": "artpulse.io/v1alpha1",
         "kind": "ArtPulseModel",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": _merge(CASES["base"], spec or {}),
+        "spec": merge_spec(CASES["base"], spec or {}),
     }
 
 

@@ -63,3 +63,9 @@ def test_a_role_without_create_and_no_object_fails_startup() -> None:
     with pytest.raises(ApiError) as err:
         run(FakeKube(create_status=403, existing=False), ["a"])
     assert err.value.forbidden
+
+
+def test_namespace_patterns_are_not_namespaces_to_create_in() -> None:
+    kube = FakeKube()
+    assert run(kube, ["team-*", "ml", "!kube-system"]) == ["ml/artpulse-operator"]
+    assert [ns for _, ns, _ in kube.created] == ["ml"]
